@@ -1,0 +1,613 @@
+//! `posternd`'s configuration: one TOML file, parsed once into typed structs.
+//!
+//! Parsing walks the TOML table by hand instead of deriving `Deserialize`, so that every
+//! problem — wrong type, bad value, unknown key, missing key — is collected with its dotted
+//! key and reported at once, not one per start attempt. Command-line overrides are applied to
+//! the table first and go through the same checks.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+/// Everything `posternd` needs to run the mail path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub smtp: SmtpConfig,
+    pub tls: TlsConfig,
+    /// The default route: the internal mail server.
+    pub downstream: DownstreamConfig,
+    /// Routes by recipient domain, checked in order before the default.
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    pub max_message_size: usize,
+    pub max_line_length: usize,
+    pub max_recipients: usize,
+    pub max_errors: u32,
+    pub max_received_headers: usize,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+}
+
+/// The certificate `posternd` presents on STARTTLS. Without one, a self-signed certificate
+/// is generated on first start and kept in `data_dir/tls/`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// STARTTLS towards a downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownstreamTls {
+    /// Never.
+    None,
+    /// When offered, without certificate verification (like Postfix `may`); plaintext when
+    /// not offered or when the handshake fails.
+    Opportunistic,
+    /// Always, verifying the certificate against the system roots plus `ca_file`.
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownstreamConfig {
+    /// `host:port`.
+    pub address: String,
+    pub tls: DownstreamTls,
+    pub ca_file: Option<PathBuf>,
+    /// Name checked in the downstream's certificate (default: the host of `address`).
+    pub tls_name: Option<String>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// From the end of our data to the downstream's verdict. Kept below the upstream's
+    /// 10-minute end-of-data timeout (RFC 5321 §4.5.3.2.6).
+    pub data_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub domains: Vec<String>,
+    pub downstream: DownstreamConfig,
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub downstream: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The configuration could not be used; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{} configuration error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// RFC 5321 §4.5.3.2.6: the client waits 10 minutes for the reply to end-of-data.
+pub const UPSTREAM_DATA_DONE_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Checks a configuration given as TOML text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: origin.to_owned(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        apply_overrides(&mut table, overrides);
+        let mut r = Reader::default();
+        let config = r.config(&table);
+        if r.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(r.errors))
+        }
+    }
+}
+
+fn apply_overrides(table: &mut Table, o: &Overrides) {
+    let mut set = |section: &str, key: &str, value: Value| {
+        let entry = table
+            .entry(section.to_owned())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if let Value::Table(t) = entry {
+            t.insert(key.to_owned(), value);
+        }
+    };
+    if let Some(v) = &o.listen {
+        set("server", "listen", Value::String(v.clone()));
+    }
+    if let Some(v) = &o.downstream {
+        set("downstream", "address", Value::String(v.clone()));
+    }
+    if let Some(v) = &o.data_dir {
+        set("server", "data_dir", Value::String(v.display().to_string()));
+    }
+}
+
+/// Collects typed values and errors from a TOML table.
+#[derive(Default)]
+struct Reader {
+    errors: Vec<String>,
+}
+
+impl Reader {
+    fn config(&mut self, root: &Table) -> Config {
+        self.known(root, "", &["server", "smtp", "tls", "downstream", "route"]);
+        let empty = Table::new();
+        let server = self.section(root, "server").unwrap_or(&empty);
+        let smtp = self.section(root, "smtp").unwrap_or(&empty);
+        let tls = self.section(root, "tls").unwrap_or(&empty);
+        let downstream = self.section(root, "downstream").unwrap_or(&empty);
+        let config = Config {
+            server: self.server(server),
+            smtp: self.smtp(smtp),
+            tls: self.tls(tls),
+            downstream: self.downstream(downstream, "downstream"),
+            routes: self.routes(root),
+        };
+        self.check(&config);
+        config
+    }
+
+    fn server(&mut self, t: &Table) -> ServerConfig {
+        self.known(
+            t,
+            "server.",
+            &[
+                "listen",
+                "hostname",
+                "data_dir",
+                "max_connections",
+                "max_connections_per_ip",
+                "shutdown_grace",
+            ],
+        );
+        let listen = self.string(t, "server.", "listen", "0.0.0.0:25");
+        let listen = listen.parse().unwrap_or_else(|_| {
+            self.errors.push(format!(
+                "server.listen: {listen:?} is not an address:port (e.g. 0.0.0.0:25)"
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 25))
+        });
+        let hostname = self.string(t, "server.", "hostname", &default_hostname());
+        if hostname.is_empty()
+            || !hostname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            self.errors
+                .push(format!("server.hostname: {hostname:?} is not a host name"));
+        }
+        ServerConfig {
+            listen,
+            hostname,
+            data_dir: PathBuf::from(self.string(t, "server.", "data_dir", "/var/lib/postern")),
+            max_connections: self.count(t, "server.", "max_connections", 500),
+            max_connections_per_ip: self.count(t, "server.", "max_connections_per_ip", 50),
+            shutdown_grace: self.duration(t, "server.", "shutdown_grace", Duration::from_secs(30)),
+        }
+    }
+
+    fn smtp(&mut self, t: &Table) -> SmtpConfig {
+        self.known(
+            t,
+            "smtp.",
+            &[
+                "max_message_size",
+                "max_line_length",
+                "max_recipients",
+                "max_errors",
+                "max_received_headers",
+                "command_timeout",
+                "data_timeout",
+                "tls_handshake_timeout",
+            ],
+        );
+        let max_line_length = self.count(t, "smtp.", "max_line_length", 1000);
+        if !(1000..=65_536).contains(&max_line_length) {
+            self.errors.push(format!(
+                "smtp.max_line_length: {max_line_length} is outside 1000..=65536 (RFC 5321 requires at least 1000)"
+            ));
+        }
+        let max_recipients = self.count(t, "smtp.", "max_recipients", 1000);
+        if max_recipients < 100 {
+            self.errors.push(format!(
+                "smtp.max_recipients: {max_recipients} is below the RFC 5321 minimum of 100"
+            ));
+        }
+        SmtpConfig {
+            max_message_size: self.size(t, "smtp.", "max_message_size", 50 * 1000 * 1000),
+            max_line_length,
+            max_recipients,
+            max_errors: self.count(t, "smtp.", "max_errors", 10) as u32,
+            max_received_headers: self.count(t, "smtp.", "max_received_headers", 100),
+            command_timeout: self.duration(t, "smtp.", "command_timeout", Duration::from_secs(300)),
+            data_timeout: self.duration(t, "smtp.", "data_timeout", Duration::from_secs(180)),
+            tls_handshake_timeout: self.duration(
+                t,
+                "smtp.",
+                "tls_handshake_timeout",
+                Duration::from_secs(30),
+            ),
+        }
+    }
+
+    fn tls(&mut self, t: &Table) -> TlsConfig {
+        self.known(t, "tls.", &["cert", "key"]);
+        let cert = self.opt_string(t, "tls.", "cert").map(PathBuf::from);
+        let key = self.opt_string(t, "tls.", "key").map(PathBuf::from);
+        if cert.is_some() != key.is_some() {
+            self.errors.push("tls: give both cert and key, or neither (a self-signed certificate is then generated)".to_owned());
+        }
+        TlsConfig { cert, key }
+    }
+
+    fn downstream(&mut self, t: &Table, prefix: &str) -> DownstreamConfig {
+        let p = format!("{prefix}.");
+        self.known(
+            t,
+            &p,
+            &[
+                "address",
+                "tls",
+                "ca_file",
+                "tls_name",
+                "connect_timeout",
+                "command_timeout",
+                "data_timeout",
+                "domains",
+            ],
+        );
+        let address = match self.opt_string(t, &p, "address") {
+            Some(a) => a,
+            None => {
+                self.errors.push(format!(
+                    "{p}address: required (the mail server to relay to, host:port)"
+                ));
+                String::new()
+            }
+        };
+        if !address.is_empty() && !valid_host_port(&address) {
+            self.errors
+                .push(format!("{p}address: {address:?} is not host:port"));
+        }
+        let tls = match self.string(t, &p, "tls", "opportunistic").as_str() {
+            "none" => DownstreamTls::None,
+            "opportunistic" => DownstreamTls::Opportunistic,
+            "required" => DownstreamTls::Required,
+            other => {
+                self.errors.push(format!(
+                    "{p}tls: {other:?} is not one of none, opportunistic, required"
+                ));
+                DownstreamTls::Opportunistic
+            }
+        };
+        let data_timeout = self.duration(t, &p, "data_timeout", Duration::from_secs(300));
+        if data_timeout >= UPSTREAM_DATA_DONE_TIMEOUT {
+            self.errors.push(format!(
+                "{p}data_timeout: must be shorter than the upstream's 10-minute end-of-data timeout (RFC 5321 4.5.3.2.6)"
+            ));
+        }
+        DownstreamConfig {
+            address,
+            tls,
+            ca_file: self.opt_string(t, &p, "ca_file").map(PathBuf::from),
+            tls_name: self.opt_string(t, &p, "tls_name"),
+            connect_timeout: self.duration(t, &p, "connect_timeout", Duration::from_secs(30)),
+            command_timeout: self.duration(t, &p, "command_timeout", Duration::from_secs(60)),
+            data_timeout,
+        }
+    }
+
+    fn routes(&mut self, root: &Table) -> Vec<RouteConfig> {
+        let Some(value) = root.get("route") else {
+            return Vec::new();
+        };
+        let Some(list) = value.as_array() else {
+            self.errors
+                .push("route: must be an array of tables ([[route]])".to_owned());
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let prefix = format!("route[{i}]");
+            let Some(t) = item.as_table() else {
+                self.errors.push(format!("{prefix}: must be a table"));
+                continue;
+            };
+            let domains = match t.get("domains").and_then(Value::as_array) {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|d| match d.as_str() {
+                        Some(s) if !s.is_empty() && !s.contains('@') => {
+                            Some(s.to_ascii_lowercase())
+                        }
+                        _ => {
+                            self.errors
+                                .push(format!("{prefix}.domains: {d} is not a domain"));
+                            None
+                        }
+                    })
+                    .collect(),
+                None => {
+                    self.errors
+                        .push(format!("{prefix}.domains: required, a list of domains"));
+                    Vec::new()
+                }
+            };
+            routes.push(RouteConfig {
+                domains,
+                downstream: self.downstream(t, &prefix),
+            });
+        }
+        routes
+    }
+
+    /// Checks that need several values.
+    fn check(&mut self, c: &Config) {
+        if c.smtp.max_message_size < 1024 {
+            self.errors
+                .push("smtp.max_message_size: must be at least 1 KB".to_owned());
+        }
+        if c.server.max_connections_per_ip > c.server.max_connections {
+            self.errors.push(
+                "server.max_connections_per_ip: larger than server.max_connections".to_owned(),
+            );
+        }
+    }
+
+    // --- typed getters -----------------------------------------------------------------
+
+    fn known(&mut self, t: &Table, prefix: &str, keys: &[&str]) {
+        let known: BTreeSet<&str> = keys.iter().copied().collect();
+        for key in t.keys() {
+            if !known.contains(key.as_str()) {
+                self.errors.push(format!("{prefix}{key}: unknown key"));
+            }
+        }
+    }
+
+    fn section<'t>(&mut self, t: &'t Table, key: &str) -> Option<&'t Table> {
+        match t.get(key) {
+            None => None,
+            Some(Value::Table(s)) => Some(s),
+            Some(_) => {
+                self.errors
+                    .push(format!("{key}: must be a table ([{key}])"));
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        match t.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.errors.push(format!(
+                    "{prefix}{key}: expected a string, found {}",
+                    other.type_str()
+                ));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, t: &Table, prefix: &str, key: &str, default: &str) -> String {
+        self.opt_string(t, prefix, key)
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn count(&mut self, t: &Table, prefix: &str, key: &str, default: usize) -> usize {
+        match t.get(key) {
+            None => default,
+            Some(Value::Integer(i)) if *i > 0 => *i as usize,
+            Some(other) => {
+                self.errors.push(format!(
+                    "{prefix}{key}: expected a positive integer, found {other}"
+                ));
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, t: &Table, prefix: &str, key: &str, default: usize) -> usize {
+        match t.get(key) {
+            None => default,
+            Some(Value::Integer(i)) if *i > 0 => *i as usize,
+            Some(Value::String(s)) if parse_size(s).is_some() => parse_size(s).unwrap_or(default),
+            Some(other) => {
+                self.errors.push(format!("{prefix}{key}: expected a size like 52428800, \"50MB\" or \"10MiB\", found {other}"));
+                default
+            }
+        }
+    }
+
+    fn duration(&mut self, t: &Table, prefix: &str, key: &str, default: Duration) -> Duration {
+        match t.get(key) {
+            None => default,
+            Some(Value::Integer(i)) if *i > 0 => Duration::from_secs(*i as u64),
+            Some(Value::String(s)) if parse_duration(s).is_some() => {
+                parse_duration(s).unwrap_or(default)
+            }
+            Some(other) => {
+                self.errors.push(format!("{prefix}{key}: expected a duration like 30, \"30s\", \"5m\" or \"500ms\", found {other}"));
+                default
+            }
+        }
+    }
+}
+
+/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or plain seconds; zero is refused.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
+
+/// `"50MB"`, `"10MiB"`, `"512KB"`, `"1000"`; decimal and binary units.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let factor: usize = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" => 1000,
+        "KIB" => 1024,
+        "M" | "MB" => 1000 * 1000,
+        "MIB" => 1024 * 1024,
+        "G" | "GB" => 1000 * 1000 * 1000,
+        "GIB" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|&v| v > 0)
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "postern".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", &Overrides::default())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[downstream]\naddress = \"127.0.0.1:10025\"\n").expect("valid");
+        assert_eq!(c.smtp.max_message_size, 50_000_000);
+        assert_eq!(c.smtp.max_line_length, 1000);
+        assert_eq!(c.downstream.tls, DownstreamTls::Opportunistic);
+        assert_eq!(c.server.listen.port(), 25);
+    }
+
+    #[test]
+    fn reports_every_error_with_its_key() {
+        let text = r#"
+            [server]
+            listen = "nowhere"
+            colour = "blue"
+            [smtp]
+            max_message_size = "lots"
+            command_timeout = -3
+            [downstream]
+            tls = "maybe"
+            data_timeout = "15m"
+            [[route]]
+            downstream = "x"
+        "#;
+        let Err(ConfigError::Invalid(errors)) = parse(text) else {
+            panic!("expected errors")
+        };
+        let all = errors.join("\n");
+        for key in [
+            "server.listen:",
+            "server.colour: unknown key",
+            "smtp.max_message_size:",
+            "smtp.command_timeout:",
+            "downstream.tls:",
+            "downstream.data_timeout:",
+            "downstream.address: required",
+            "route[0].domains: required",
+            "route[0].address: required",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_are_checked() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:2525".into()),
+            downstream: Some("127.0.0.1:2526".into()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let c = Config::parse("", "t", &o).expect("valid");
+        assert_eq!(c.server.listen.port(), 2525);
+        assert_eq!(c.downstream.address, "127.0.0.1:2526");
+        let bad = Overrides {
+            listen: Some("x".into()),
+            ..o
+        };
+        assert!(Config::parse("", "t", &bad).is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("50MB"), Some(50_000_000));
+        assert_eq!(parse_size("10MiB"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0s"), None);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let Err(e) = parse("[server\n") else {
+            panic!("expected error")
+        };
+        assert!(e.to_string().starts_with("test.toml: not valid TOML"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Postern: a queue-less secure-mail gateway.
+//!
+//! This crate is the gateway itself. The protocol code (`smtp`) and the policy (`policy`) do
+//! no I/O: bytes and structs in, bytes and decisions out. `relay` is the tokio side that
+//! owns sockets, `tls` the server certificate, `config` the typed configuration, and `daemon`
+//! wires them together for the `posternd` binary.
+//!
+//! The queue-less contract (DESIGN.md §3): Postern answers the upstream's end-of-DATA only
+//! after the downstream answered the same transaction, and never stores a message.
+
+pub mod config;
+pub mod daemon;
+pub mod policy;
+pub mod relay;
+pub mod smtp;
+pub mod tls;

@@ -1,0 +1,7 @@
+//! The relay: the tokio side of the mail path. `server` accepts upstream connections and
+//! drives each [`Session`](crate::smtp::session::Session); `downstream` talks to the
+//! downstream MTA; `limits` caps connections.
+
+pub mod downstream;
+pub mod limits;
+pub mod server;
