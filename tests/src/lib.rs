@@ -1,1 +1,134 @@
+//! Harness for Postern's end-to-end tests: real `posternd` processes, real Postfix
+//! instances, `smtp-sink` downstreams and a small SMTP client with TLS.
+//!
+//! Everything listens on 127.0.0.1 ports picked per test. Processes are started by the
+//! harness and ended by PID when their handle drops. Tests that need a peer which is not
+//! installed skip with a printed reason, unless `REQUIRE_PEERS=1` (set by `.ci/run`), which
+//! turns the skip into a failure.
 
+pub mod client;
+pub mod posternd;
+pub mod postfix;
+pub mod sink;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether the programs a test needs are here. Prints the reason and returns false to skip;
+/// panics instead when `REQUIRE_PEERS=1`.
+pub fn peers_available(test: &str, programs: &[&str]) -> bool {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| which(p).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!(
+        "{test}: skipped, not installed: {} (scripts/setup.sh installs them)",
+        missing.join(", ")
+    );
+    if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("{reason}; REQUIRE_PEERS=1 makes this a failure");
+    }
+    eprintln!("{reason}");
+    false
+}
+
+/// Whether the test runs as root (Postfix instances need it).
+pub fn root_available(test: &str) -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
+    if uid.as_deref() == Some("0") {
+        return true;
+    }
+    let reason = format!("{test}: skipped, needs root to run private Postfix instances");
+    if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("{reason}; REQUIRE_PEERS=1 makes this a failure");
+    }
+    eprintln!("{reason}");
+    false
+}
+
+/// Finds a program in PATH or in the sbin directories Postfix uses.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        // Avoid handing out the same port twice in one run.
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        if port != 0 && n < u32::MAX {
+            return port;
+        }
+    }
+}
+
+/// A directory for one test, removed when dropped (kept when `KEEP_SCRATCH=1`).
+#[derive(Debug)]
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base =
+            std::env::var("POSTERN_TEST_DIR").unwrap_or_else(|_| "/tmp/postern-tests".into());
+        let path = Path::new(&base).join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        Scratch { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var("KEEP_SCRATCH").is_err_and(|_| !std::thread::panicking()) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends a signal to a process we started, by PID.
+pub fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status();
+}

@@ -339,18 +339,23 @@ impl Downstream {
         })
     }
 
+    /// Connects (our own socket, so that TCP_NODELAY is set: lettre writes the content and
+    /// the final CRLF.CRLF separately, and with Nagle the second write waits for a delayed
+    /// ACK) and reads the greeting and EHLO reply.
     async fn open(&self, cfg: &DownstreamConfig) -> Result<AsyncSmtpConnection, StepError> {
-        let connect = AsyncSmtpConnection::connect_tokio1(
-            cfg.address.as_str(),
-            Some(cfg.connect_timeout),
-            &self.hello,
-            None,
-            None,
-        );
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(cfg.address.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(|e| describe(&e))
+        };
         match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => {
-                tracing::warn!(downstream = %cfg.address, error = %describe(&e), "downstream unreachable");
+            Ok(Err(error)) => {
+                tracing::warn!(downstream = %cfg.address, %error, "downstream unreachable");
                 Err(StepError::Failed(DownstreamFailure::Unreachable))
             }
             Err(_) => {
@@ -378,9 +383,13 @@ fn classify(e: &SmtpError) -> StepError {
         let text = e.source().map(|s| s.to_string()).unwrap_or_default();
         return StepError::Verdict(u16::from(code), text);
     }
+    // lettre reports a connection closed before the reply as a response error.
+    let closed = e
+        .source()
+        .is_some_and(|s| s.to_string() == "incomplete response");
     if e.is_timeout() {
         StepError::Failed(DownstreamFailure::Timeout)
-    } else if e.is_response() {
+    } else if e.is_response() && !closed {
         StepError::Failed(DownstreamFailure::Protocol)
     } else {
         StepError::Failed(DownstreamFailure::ConnectionLost)

@@ -99,10 +99,10 @@ impl MailFrom {
     /// downstream did not announce are left out (DSN requests then end at this hop).
     pub fn downstream_command(&self, caps: &DownstreamCaps) -> String {
         let mut cmd = format!("MAIL FROM:{}", render_path(&self.address));
-        if caps.size {
-            if let Some(size) = self.size {
-                let _ = write!(cmd, " SIZE={size}");
-            }
+        if caps.size
+            && let Some(size) = self.size
+        {
+            let _ = write!(cmd, " SIZE={size}");
         }
         if caps.eight_bit_mime {
             match self.body {

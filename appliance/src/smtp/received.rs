@@ -44,10 +44,10 @@ impl Trace<'_> {
             "Received: from {helo} ([{}])\r\n\tby {} (Postern) with {protocol} id {}",
             self.peer, self.hostname, self.id
         );
-        if let Some(rcpt) = self.single_recipient {
-            if rcpt.len() <= 200 {
-                h.push_str(&format!("\r\n\tfor <{rcpt}>"));
-            }
+        if let Some(rcpt) = self.single_recipient
+            && rcpt.len() <= 200
+        {
+            h.push_str(&format!("\r\n\tfor <{rcpt}>"));
         }
         h.push_str(&format!(";\r\n\t{}\r\n", rfc5322_date(now)));
         h

@@ -1,1 +1,4 @@
-fn main() {}
+//! End-to-end tests against real peers, one module per capability:
+//! `cargo test -p postern-tests relay` runs the relay's.
+
+mod relay;

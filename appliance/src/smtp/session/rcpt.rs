@@ -22,12 +22,12 @@ impl Session {
             return Event::Reply(reply::NEED_SMTPUTF8);
         }
         let treatment = self.policy.treatment(&tx.sender, &to);
-        if let Some(first) = &tx.treatment {
-            if !first.compatible(&treatment) {
-                tracing::debug!(recipient = %to.address, treatment = %treatment.explanation,
-                    first = %first.explanation, "recipient deferred to its own transaction");
-                return Event::Reply(reply::DIFFERENT_TREATMENT);
-            }
+        if let Some(first) = &tx.treatment
+            && !first.compatible(&treatment)
+        {
+            tracing::debug!(recipient = %to.address, treatment = %treatment.explanation,
+                first = %first.explanation, "recipient deferred to its own transaction");
+            return Event::Reply(reply::DIFFERENT_TREATMENT);
         }
         let op = DownstreamOp::AddRecipient {
             tx: tx.id,

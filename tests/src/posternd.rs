@@ -1,0 +1,175 @@
+//! Runs the real `posternd` binary with a per-test configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::{Scratch, free_port, wait_for};
+
+/// Path of the `posternd` binary, built once per test run so tests never run a stale one.
+pub fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/e2e-… → target/<profile>/posternd
+        let profile_dir = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .expect("target dir")
+            .to_owned();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "postern", "--bin", "posternd"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of posternd failed");
+        profile_dir.join("posternd")
+    })
+    .clone()
+}
+
+/// A running `posternd`, killed (SIGKILL, by PID) when dropped.
+#[derive(Debug)]
+pub struct Posternd {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: Scratch,
+    downstream: String,
+    starts: u32,
+}
+
+/// The host name every test instance uses (in its certificate and greeting).
+pub const HOSTNAME: &str = "postern.test";
+
+impl Posternd {
+    /// Starts `posternd` relaying to `downstream`, with `extra` TOML appended to the
+    /// configuration file (sections other than `[server]`; `server_extra` goes inside it).
+    pub fn start(downstream: &str, server_extra: &str, extra: &str) -> Posternd {
+        let dir = Scratch::new("posternd");
+        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{server_extra}\n{extra}\n");
+        std::fs::write(dir.join("postern.toml"), config).expect("write config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut p = Posternd {
+            child: None,
+            addr,
+            dir,
+            downstream: downstream.to_owned(),
+            starts: 0,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.join(&format!("posternd.{}.log", self.starts)))
+            .expect("log file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(self.dir.join("postern.toml"))
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--downstream")
+            .arg(&self.downstream)
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .env(
+                "POSTERN_LOG",
+                std::env::var("POSTERN_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start posternd");
+        self.child = Some(child);
+        let ready = wait_for(Duration::from_secs(20), || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("posternd exited at start ({status}):\n{}", self.log());
+            }
+            self.current_log().contains("posternd ready").then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "posternd did not get ready:\n{}",
+            self.log()
+        );
+    }
+
+    fn current_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(&format!("posternd.{}.log", self.starts)))
+            .unwrap_or_default()
+    }
+
+    /// All log output of every start so far.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(&format!("posternd.{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGKILL, like a crash or power loss.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same address and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The self-signed certificate generated on first start.
+    pub fn certificate_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("data/tls/server.crt")).expect("generated certificate")
+    }
+}
+
+impl Drop for Posternd {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- posternd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Runs `posternd` with arguments to completion (for start-up error tests).
+pub fn run(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start posternd");
+    let pid = child.id();
+    let done = wait_for(timeout, || child.try_wait().ok().flatten());
+    if done.is_none() {
+        crate::signal(pid, "KILL");
+        panic!("posternd {args:?} did not exit within {timeout:?}");
+    }
+    child.wait_with_output().expect("posternd output")
+}
