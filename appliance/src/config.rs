@@ -611,3 +611,21 @@ mod tests {
         assert!(e.to_string().starts_with("test.toml: not valid TOML"));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// The documented example must stay valid and must show the built-in defaults.
+    #[test]
+    fn example_configuration_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../postern.example.toml");
+        let o = Overrides {
+            downstream: Some("127.0.0.1:25".into()),
+            ..Overrides::default()
+        };
+        let example = Config::parse(text, "postern.example.toml", &o).expect("example is valid");
+        let defaults = Config::parse("", "defaults", &o).expect("defaults are valid");
+        assert_eq!(example, defaults);
+    }
+}

@@ -160,7 +160,6 @@ pub const NOT_IMPLEMENTED: Reply = Reply::fixed(502, "5.5.1", "Command not imple
 pub const NEED_HELO: Reply = Reply::fixed(503, "5.5.1", "Send EHLO or HELO first");
 pub const NEED_MAIL: Reply = Reply::fixed(503, "5.5.1", "Send MAIL FROM first");
 pub const NESTED_MAIL: Reply = Reply::fixed(503, "5.5.1", "Sender already given");
-pub const NEED_RCPT: Reply = Reply::fixed(503, "5.5.1", "Send RCPT TO first");
 pub const TLS_ALREADY_ACTIVE: Reply = Reply::fixed(503, "5.5.1", "TLS already active");
 pub const TLS_IN_TRANSACTION: Reply = Reply::fixed(
     503,
@@ -200,6 +199,54 @@ pub const DOWNSTREAM_NO_SMTPUTF8: Reply = Reply::fixed(
     "5.6.7",
     "Downstream mail server does not support SMTPUTF8",
 );
+
+/// Every fixed reply by name. README.md documents each one; a test keeps the two in step.
+pub const CATALOGUE: &[(&str, Reply)] = &[
+    ("OK", OK),
+    ("SENDER_OK", SENDER_OK),
+    ("RESET_OK", RESET_OK),
+    ("BYE", BYE),
+    ("START_DATA", START_DATA),
+    ("READY_FOR_TLS", READY_FOR_TLS),
+    ("VRFY_UNSUPPORTED", VRFY_UNSUPPORTED),
+    ("HELP", HELP),
+    ("SHUTTING_DOWN", SHUTTING_DOWN),
+    ("TOO_MANY_CONNECTIONS", TOO_MANY_CONNECTIONS),
+    ("TOO_MANY_CONNECTIONS_FROM_YOU", TOO_MANY_CONNECTIONS_FROM_YOU),
+    ("TIMEOUT", TIMEOUT),
+    ("TOO_MANY_ERRORS", TOO_MANY_ERRORS),
+    ("DOWNSTREAM_UNREACHABLE", DOWNSTREAM_UNREACHABLE),
+    ("DOWNSTREAM_TIMEOUT", DOWNSTREAM_TIMEOUT),
+    ("DOWNSTREAM_LOST", DOWNSTREAM_LOST),
+    ("DOWNSTREAM_PROTOCOL", DOWNSTREAM_PROTOCOL),
+    ("DOWNSTREAM_NO_TLS", DOWNSTREAM_NO_TLS),
+    ("DOWNSTREAM_TLS_FAILED", DOWNSTREAM_TLS_FAILED),
+    ("LOCAL_ERROR", LOCAL_ERROR),
+    ("TLS_UNAVAILABLE", TLS_UNAVAILABLE),
+    ("TOO_MANY_RECIPIENTS", TOO_MANY_RECIPIENTS),
+    ("DIFFERENT_TREATMENT", DIFFERENT_TREATMENT),
+    ("SYNTAX_ERROR", SYNTAX_ERROR),
+    ("LINE_TOO_LONG", LINE_TOO_LONG),
+    ("BAD_CHARACTER", BAD_CHARACTER),
+    ("BAD_ARGUMENTS", BAD_ARGUMENTS),
+    ("BAD_SENDER", BAD_SENDER),
+    ("BAD_RECIPIENT", BAD_RECIPIENT),
+    ("NOT_IMPLEMENTED", NOT_IMPLEMENTED),
+    ("NEED_HELO", NEED_HELO),
+    ("NEED_MAIL", NEED_MAIL),
+    ("NESTED_MAIL", NESTED_MAIL),
+    ("TLS_ALREADY_ACTIVE", TLS_ALREADY_ACTIVE),
+    ("TLS_IN_TRANSACTION", TLS_IN_TRANSACTION),
+    ("NO_VALID_RECIPIENTS", NO_VALID_RECIPIENTS),
+    ("UNSUPPORTED_PARAMETER", UNSUPPORTED_PARAMETER),
+    ("NEED_SMTPUTF8", NEED_SMTPUTF8),
+    ("MESSAGE_TOO_BIG", MESSAGE_TOO_BIG),
+    ("BARE_LINE_ENDING", BARE_LINE_ENDING),
+    ("NUL_IN_MESSAGE", NUL_IN_MESSAGE),
+    ("MESSAGE_LINE_TOO_LONG", MESSAGE_LINE_TOO_LONG),
+    ("ROUTING_LOOP", ROUTING_LOOP),
+    ("DOWNSTREAM_NO_SMTPUTF8", DOWNSTREAM_NO_SMTPUTF8),
+];
 
 // --- Replies built from data -----------------------------------------------------------------
 
@@ -332,6 +379,19 @@ mod tests {
         // a status of the wrong class is not trusted
         let r = mirrored(452, "5.2.2 full", Stage::Recipient);
         assert_eq!(r.status.as_deref(), Some("4.0.0"));
+    }
+
+    /// Operators look replies up in the README: every fixed one must be there.
+    #[test]
+    fn readme_documents_every_reply() {
+        let readme = include_str!("../../../README.md");
+        for (name, r) in CATALOGUE {
+            let head = match &r.status {
+                Some(s) => format!("| {} | {} | {} |", r.code, s, r.text),
+                None => format!("| {} | | {} |", r.code, r.text),
+            };
+            assert!(readme.contains(&head), "README.md lacks {name}: {head}");
+        }
     }
 
     #[test]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything and runs a single Postern node with built-in defaults on
+# 127.0.0.1:2525, relaying to a demo downstream (Postfix's smtp-sink on 127.0.0.1:2526)
+# that writes every message it accepts into $POSTERN_DEMO_DIR/mail. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+DEMO=${POSTERN_DEMO_DIR:-/tmp/postern-demo}
+LISTEN=${POSTERN_DEMO_LISTEN:-127.0.0.1:2525}
+SINK=${POSTERN_DEMO_SINK:-127.0.0.1:2526}
+
+printf '==> building posternd (release)\n' >&2
+cargo build --release --quiet -p postern --bin posternd
+BIN=${CARGO_TARGET_DIR:-target}/release/posternd
+
+mkdir -p "$DEMO/mail" "$DEMO/data"
+chmod 777 "$DEMO/mail"   # smtp-sink drops privileges to nobody
+SMTP_SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
+"$SMTP_SINK" -u nobody -d "$DEMO/mail/%Y%m%d-%H%M%S." "$SINK" 100 &
+sink_pid=$!
+trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+
+cat >&2 <<EOT
+
+==> Postern demo
+    posternd listens on   $LISTEN  (SMTP, STARTTLS with a self-signed certificate)
+    demo downstream on    $SINK  (smtp-sink; messages land in $DEMO/mail)
+    configuration         appliance/postern.example.toml plus --listen/--downstream flags
+
+    Send a message from another terminal:
+      swaks --server $LISTEN --from you@corp.example --to partner@example.org --tls
+    then look at what the downstream received:
+      ls $DEMO/mail && cat $DEMO/mail/*
+
+    Ctrl-C stops posternd and the demo downstream.
+
+EOT
+"$BIN" --config appliance/postern.example.toml --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and testing Postern needs on Debian bookworm (run as root, or
+# with sudo available). Idempotent: packages already present are not touched, and apt's
+# index is refreshed only when something must be installed.
+set -euo pipefail
+
+# Build: a C compiler for ring. Tests: Postfix (smtpd, smtp-sink, smtp-source) as real
+# peers, openssl for certificate checks. Demo: swaks to send a test message.
+PACKAGES=(build-essential pkg-config ca-certificates openssl postfix swaks procps iproute2)
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then sudo_cmd=(sudo); else
+    say "not root and no sudo: install these packages by hand: ${PACKAGES[*]}"; exit 1
+  fi
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing: ${missing[*]}"
+  # Postfix must not ask questions or configure a system mail server: the tests run
+  # private instances with their own configuration.
+  echo "postfix postfix/main_mailer_type select No configuration" | "${sudo_cmd[@]}" debconf-set-selections
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  say "system packages present"
+fi
+
+if ! command -v cargo >/dev/null; then
+  say "cargo not found: install the Rust toolchain (rustup, Rust >= 1.88) first"; exit 1
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    say "adding rustup component $component"
+    rustup component add "$component"
+  fi
+done
+say "setup done"

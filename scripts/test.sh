@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything and runs Postern's whole test suite: formatting, lints, unit tests and
+# the end-to-end tests against real Postfix / smtp-sink processes.
+#   scripts/test.sh            everything
+#   scripts/test.sh relay      only end-to-end tests whose name contains "relay"
+# REQUIRE_PEERS=1 turns "skipped: peer not installed" into a failure (CI sets it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+start=$(date +%s)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --quiet
+
+step "tests"
+if [ $# -gt 0 ]; then
+  cargo test -p postern-tests -- "$@"
+else
+  cargo test --workspace
+fi
+
+step "all checks passed in $(( $(date +%s) - start )) s"
