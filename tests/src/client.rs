@@ -127,14 +127,20 @@ impl Client {
         matches!(self.reader.read(&mut buf), Ok(0))
     }
 
-    /// Sends a whole message: MAIL, RCPTs, DATA, content (dot-stuffed here) and returns
-    /// the end-of-data reply. Every RCPT must be accepted.
-    pub fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> Reply {
+    /// MAIL, RCPTs and DATA, each of which must be accepted; the message goes next.
+    #[track_caller]
+    pub fn open_data(&mut self, from: &str, to: &[&str]) {
         self.cmd(&format!("MAIL FROM:<{from}>"), 250);
         for rcpt in to {
             self.cmd(&format!("RCPT TO:<{rcpt}>"), 250);
         }
         self.cmd("DATA", 354);
+    }
+
+    /// Sends a whole message: MAIL, RCPTs, DATA, content (dot-stuffed here) and returns
+    /// the end-of-data reply. Every RCPT must be accepted.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> Reply {
+        self.open_data(from, to);
         let mut data = String::new();
         for line in content.split("\r\n") {
             if line.starts_with('.') {

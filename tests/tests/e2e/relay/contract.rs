@@ -93,9 +93,7 @@ fn relay_downstream_refusals_are_mirrored_per_stage() {
     let sink = Sink::start(&["-b", "452 4.3.1 Insufficient system storage", "-r", "."]);
     let p = Posternd::start(&sink.addr(), "", "");
     let mut c = Client::ready(p.addr);
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     c.raw(b"Subject: x\r\n\r\nbody\r\n.\r\n");
     let r = c.expect(452);
     assert_eq!(
@@ -125,9 +123,7 @@ fn relay_downstream_silence_or_loss_gives_451() {
     let sink = Sink::start(&["-W", ".:30"]);
     let p = Posternd::start(&sink.addr(), "", "[downstream]\ndata_timeout = \"2s\"\n");
     let mut c = Client::ready(p.addr);
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     let start = Instant::now();
     c.raw(b"Subject: slow\r\n\r\nx\r\n.\r\n");
     let r = c.expect(451);
@@ -146,9 +142,7 @@ fn relay_downstream_silence_or_loss_gives_451() {
     let p = Posternd::start(&sink.addr(), "", "");
     let mut c = Client::ready(p.addr);
     let r = {
-        c.cmd("MAIL FROM:<a@corp.example>", 250);
-        c.cmd("RCPT TO:<b@else.example>", 250);
-        c.cmd("DATA", 354);
+        c.open_data("a@corp.example", &["b@else.example"]);
         c.raw(b"Subject: lost\r\n\r\nx\r\n.\r\n");
         c.expect(451)
     };
@@ -169,9 +163,7 @@ fn relay_oversize_is_refused_without_buffering() {
     let r = c.cmd("MAIL FROM:<a@corp.example> SIZE=2000000", 552);
     assert!(r.text().starts_with("5.3.4 "), "{r}");
     // undeclared: 40 MB streamed; refused at the end, never held in memory
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     let line = format!("{}\r\n", "x".repeat(998));
     let chunk = line.repeat(1000);
     for _ in 0..40 {
@@ -253,9 +245,7 @@ fn relay_idle_and_stalled_sessions_time_out_per_phase() {
     assert!(c.closed());
 
     let mut c = Client::ready(p.addr);
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     c.raw(b"Subject: stalled\r\n");
     std::thread::sleep(Duration::from_millis(1500));
     c.raw(b"still here\r\n");

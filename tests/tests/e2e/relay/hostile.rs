@@ -114,9 +114,7 @@ fn relay_smuggling_variants_never_give_a_second_message() {
     for (i, variant) in VARIANTS.iter().enumerate() {
         for split in [false, true] {
             let mut c = Client::ready(p.addr);
-            c.cmd("MAIL FROM:<a@corp.example>", 250);
-            c.cmd("RCPT TO:<b@else.example>", 250);
-            c.cmd("DATA", 354);
+            c.open_data("a@corp.example", &["b@else.example"]);
             let head = format!("Subject: carrier {i} {split}\r\n\r\nfirst part");
             let tail = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@else.example>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n";
             if split {
@@ -177,9 +175,7 @@ fn relay_never_sends_bare_cr_lf_or_nul_downstream() {
     let r = c.send_mail("a@corp.example", &["b@else.example"], &content);
     assert_eq!(r.code, 250, "{r}");
     // bare LF inside the message: refused, not normalized, not forwarded
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     c.raw(b"Subject: bare\r\n\r\nline one\nline two\r\n.\r\n");
     let r = c.expect(550);
     assert!(r.text().contains("bare CR or LF"), "{r}");
@@ -213,9 +209,7 @@ fn relay_line_limits() {
     c.raw(b"\r\n");
     c.expect(500);
     // text lines: 1000 octets with CRLF (RFC 5321 4.5.3.1.6)
-    c.cmd("MAIL FROM:<a@corp.example>", 250);
-    c.cmd("RCPT TO:<b@else.example>", 250);
-    c.cmd("DATA", 354);
+    c.open_data("a@corp.example", &["b@else.example"]);
     c.raw(format!("Subject: long\r\n\r\n{}\r\n.\r\n", "w".repeat(999)).as_bytes());
     let r = c.expect(550);
     assert!(r.text().contains("line longer"), "{r}");
