@@ -134,6 +134,13 @@ impl Posternd {
         }
     }
 
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        crate::signal(child.id(), "TERM");
+        wait_for(timeout, || child.try_wait().ok().flatten())
+    }
+
     /// Starts again on the same address and data directory.
     pub fn restart(&mut self) {
         self.kill();

@@ -4,4 +4,5 @@
 
 pub mod downstream;
 pub mod limits;
+pub mod ratelog;
 pub mod server;

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 
 use super::downstream::{Downstream, Target};
 use super::limits::ConnectionLimits;
+use super::ratelog::RateLimitedLog;
 use crate::policy::Policy;
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::{ConnectionInfo, Event, Session, SessionConfig};
@@ -99,7 +100,9 @@ async fn connection(
     let _permit = match relay.limits.acquire(peer.ip()) {
         Ok(p) => p,
         Err(r) => {
-            tracing::info!(%peer, reply = %r, "connection refused by limit");
+            if let Some(suppressed) = REFUSED_LOG.check(std::time::Instant::now()) {
+                tracing::info!(%peer, reply = %r, suppressed, "connection refused by limit");
+            }
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), stream.write_all(&r.encode())).await;
             return;
@@ -263,8 +266,14 @@ impl Driver<'_> {
     }
 }
 
+/// Client-triggered log lines: at most this many per second each.
+static REFUSED_LOG: RateLimitedLog = RateLimitedLog::new(20);
+static REPLY_LOG: RateLimitedLog = RateLimitedLog::new(50);
+
 fn log_reply(r: &Reply) {
-    if r.code >= 400 {
-        tracing::info!(reply = %r, "negative reply");
+    if r.code >= 400
+        && let Some(suppressed) = REPLY_LOG.check(std::time::Instant::now())
+    {
+        tracing::info!(reply = %r, suppressed, "negative reply");
     }
 }

@@ -334,3 +334,36 @@ fn relay_esmtp_parameters_pass_through() {
     );
     assert!(dump.contains("8-bit \u{e9}"), "{dump}");
 }
+
+#[test]
+fn relay_sigterm_closes_idle_sessions_and_lets_open_transactions_finish() {
+    if !have_sink("relay_sigterm") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let mut p = Posternd::start(&sink.addr(), "", "");
+    let mut idle = Client::ready(p.addr);
+    let mut busy = Client::ready(p.addr);
+    busy.open_data("a@corp.example", &["b@else.example"]);
+    busy.raw(b"Subject: in flight\r\n\r\npart one\r\n");
+    postern_tests::signal(p.pid(), "TERM");
+    let r = idle.expect(421);
+    assert!(r.text().starts_with("4.3.2 "), "{r}");
+    assert!(idle.closed());
+    // no new sessions once shutdown began
+    let refused = postern_tests::wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(p.addr).is_err().then_some(())
+    });
+    assert!(refused.is_some(), "still accepting after SIGTERM");
+    // the transaction in flight completes and is delivered, then the session is closed
+    busy.raw(b"part two\r\n.\r\n");
+    busy.expect(250);
+    busy.expect(421);
+    let status = p
+        .terminate(Duration::from_secs(10))
+        .expect("posternd exits");
+    assert!(status.success(), "{status}");
+    let m = sink.wait_for_messages(1, Duration::from_secs(5));
+    assert_eq!(m.len(), 1);
+    assert!(m[0].text().contains("part one") && m[0].text().contains("part two"));
+}
