@@ -365,3 +365,103 @@ fn smuggled_transaction_inside_data_never_reaches_the_downstream() {
             .all(|op| matches!(op, DownstreamOp::AddRecipient { .. }))
     );
 }
+
+/// Random mixes of valid commands, garbage, smuggling sequences and random downstream
+/// outcomes, fed in random chunks: the session never panics, every reply encodes to
+/// well-formed lines, and the input it keeps stays bounded.
+#[test]
+fn random_input_never_panics_and_memory_stays_bounded() {
+    let pieces: [&[u8]; 16] = [
+        b"EHLO x\r\n",
+        b"MAIL FROM:<a@b.example>\r\n",
+        b"RCPT TO:<c@partner.example>\r\n",
+        b"RCPT TO:<d@else.example> NOTIFY=NEVER\r\n",
+        b"DATA\r\n",
+        b"line\r\n",
+        b".\r\n",
+        b"\n.\n",
+        b"\r\n\x00.\r\n",
+        b"RSET\r\n",
+        b"STARTTLS\r\n",
+        b"\xff\xfe\r\n",
+        b"\r",
+        b"\n",
+        b"MAIL FROM:<> SIZE=99999999999999999999\r\n",
+        b"BDAT 5 LAST\r\n",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _round in 0..300 {
+        let mut h = Harness::with(|c| c.max_errors = 1000);
+        let mut stream = Vec::new();
+        for _ in 0..200 {
+            match next() % 10 {
+                0 => stream.extend((0..next() % 3000).map(|_| (next() % 256) as u8)),
+                _ => stream.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]),
+            }
+        }
+        let mut pos = 0;
+        while pos < stream.len() && !h.closed {
+            let n = ((next() % 700) as usize + 1).min(stream.len() - pos);
+            h.input.extend_from_slice(&stream[pos..pos + n]);
+            pos += n;
+            loop {
+                match h.session.advance(&mut h.input) {
+                    Event::Reply(r) => assert_well_formed(&r),
+                    Event::Close(r) => {
+                        assert_well_formed(&r);
+                        h.closed = true;
+                        break;
+                    }
+                    Event::StartTls => {
+                        h.input.clear();
+                        h.session.tls_started();
+                    }
+                    Event::Downstream(_) => {
+                        let outcome = match next() % 4 {
+                            0 => ok(250),
+                            1 => DownstreamOutcome::Refused {
+                                stage: Stage::Recipient,
+                                code: 550,
+                                text: "no".into(),
+                            },
+                            2 => DownstreamOutcome::Failed(DownstreamFailure::ConnectionLost),
+                            _ => DownstreamOutcome::Accepted {
+                                code: 250,
+                                text: String::new(),
+                            },
+                        };
+                        assert_well_formed(&h.session.downstream_done(outcome));
+                    }
+                    Event::NeedInput => break,
+                }
+            }
+            assert!(
+                h.input.len() <= 2000,
+                "session keeps {} bytes of input",
+                h.input.len()
+            );
+        }
+    }
+}
+
+fn assert_well_formed(r: &Reply) {
+    let wire = r.encode();
+    assert!((200..600).contains(&r.code), "{r}");
+    for line in wire.split_inclusive(|&b| b == b'\n') {
+        assert!(
+            line.ends_with(b"\r\n") && line.len() <= 512,
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(
+            line.iter().filter(|&&b| b == b'\r' || b == b'\n').count(),
+            2
+        );
+    }
+}
