@@ -4,6 +4,7 @@
 mod config;
 mod contract;
 mod crash;
+mod decisions;
 mod hostile;
 mod tls;
 
