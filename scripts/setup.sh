@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Build: a C compiler for ring. Tests: Postfix (smtpd, smtp-sink, smtp-source) as real
 # peers, openssl for certificate checks. Demo: swaks to send a test message.
-PACKAGES=(build-essential pkg-config ca-certificates openssl postfix swaks procps iproute2)
+PACKAGES=(build-essential pkg-config ca-certificates openssl postfix swaks libnet-ssleay-perl procps iproute2)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
