@@ -79,7 +79,7 @@ impl DataReceiver {
         let mut pos = 0;
         while pos < input.len() {
             let rest = &input[pos..];
-            let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
                 if self.in_long_line || rest.len() >= self.max_line {
                     self.consume_long_fragment(rest);
                     pos = input.len();
@@ -109,11 +109,17 @@ impl DataReceiver {
     fn take_line(&mut self, line: &[u8]) {
         let crlf = line.len() >= 2 && line[line.len() - 2] == b'\r';
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
-        if !crlf || content.contains(&b'\r') {
+        if !crlf {
             self.violate(Violation::BareLineEnding);
         }
-        if content.contains(&0) {
-            self.violate(Violation::Nul);
+        // One vectorised scan for both forbidden bytes; the rare hit is classified after.
+        if let Some(i) = memchr::memchr2(b'\r', 0, content) {
+            if content[i] == b'\r' || content[i..].contains(&b'\r') {
+                self.violate(Violation::BareLineEnding);
+            }
+            if content[i..].contains(&0) {
+                self.violate(Violation::Nul);
+            }
         }
         if line.len() > self.max_line {
             self.violate(Violation::LineTooLong);

@@ -367,3 +367,38 @@ fn relay_sigterm_closes_idle_sessions_and_lets_open_transactions_finish() {
     assert_eq!(m.len(), 1);
     assert!(m[0].text().contains("part one") && m[0].text().contains("part two"));
 }
+
+#[test]
+fn relay_downstream_without_pipelining_gets_one_command_at_a_time() {
+    if !have_sink("relay_no_pipelining") {
+        return;
+    }
+    // -p: the sink does not announce PIPELINING, so MAIL and RCPT go separately
+    let sink = Sink::start(&["-p"]);
+    let p = Posternd::start(&sink.addr(), "", "");
+    let mut c = Client::ready(p.addr);
+    let r = c.send_mail(
+        "a@corp.example",
+        &["b@else.example", "c@else.example"],
+        &message("nopipe"),
+    );
+    assert_eq!(r.code, 250, "{r}");
+    assert_eq!(
+        sink.wait_for_messages(1, Duration::from_secs(5))[0]
+            .rcpt_to
+            .len(),
+        2
+    );
+    drop((c, p, sink));
+    // and a refused sender still comes back at the first RCPT
+    let sink = Sink::start(&["-p", "-B", "550 5.7.1 Sender blocked", "-f", "MAIL"]);
+    let p = Posternd::start(&sink.addr(), "", "");
+    let mut c = Client::ready(p.addr);
+    c.cmd("MAIL FROM:<spam@corp.example>", 250);
+    let r = c.cmd("RCPT TO:<b@else.example>", 550);
+    assert_eq!(
+        r.text(),
+        "5.7.1 Downstream refused the sender: Sender blocked"
+    );
+    c.cmd("RSET", 250);
+}
