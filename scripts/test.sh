@@ -22,10 +22,16 @@ step "build"
 cargo build --workspace --all-targets --quiet
 
 step "tests"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
 if [ $# -gt 0 ]; then
-  cargo test -p postern-tests -- "$@"
+  cargo test -p postern-tests -- "$@" 2>&1 | tee "$log" || status=$?
 else
-  cargo test --workspace
+  cargo test --workspace 2>&1 | tee "$log" || status=$?
 fi
+[ "$status" -eq 0 ] && step "all checks passed in $(( $(date +%s) - start )) s"
+# The closing line: totals over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
 
-step "all checks passed in $(( $(date +%s) - start )) s"
