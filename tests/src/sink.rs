@@ -70,20 +70,29 @@ impl Sink {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Every message dumped so far, oldest first.
+    /// Every message dumped so far, oldest first (order within the same instant is not
+    /// reliable). smtp-sink creates a dump file at MAIL and deletes it again when the
+    /// transaction is abandoned, so only files unchanged over a short interval count.
     pub fn messages(&self) -> Vec<SunkMessage> {
-        let mut files = BTreeMap::new();
-        for entry in std::fs::read_dir(self.dir.join("dump"))
+        let before = self.dump_files();
+        std::thread::sleep(Duration::from_millis(150));
+        self.dump_files()
             .into_iter()
-            .flatten()
-            .flatten()
-        {
+            .filter(|(key, bytes)| before.get(key) == Some(bytes))
+            .filter_map(|(_, b)| parse_dump(&b))
+            .collect()
+    }
+
+    fn dump_files(&self) -> BTreeMap<(Option<std::time::SystemTime>, std::ffi::OsString), Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let entries = std::fs::read_dir(self.dir.join("dump"));
+        for entry in entries.into_iter().flatten().flatten() {
             if let Ok(bytes) = std::fs::read(entry.path()) {
                 let modified = entry.metadata().and_then(|m| m.modified()).ok();
                 files.insert((modified, entry.file_name()), bytes);
             }
         }
-        files.into_values().filter_map(|b| parse_dump(&b)).collect()
+        files
     }
 
     /// Waits until at least `n` messages are there (or the timeout passes).
