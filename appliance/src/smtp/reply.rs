@@ -25,20 +25,6 @@ impl Reply {
         }
     }
 
-    /// Builds a reply whose text is computed at run time.
-    pub fn dynamic(code: u16, status: &'static str, text: String) -> Reply {
-        Reply {
-            code,
-            status: Some(Cow::Borrowed(status)),
-            text: Cow::Owned(text),
-        }
-    }
-
-    /// 2xx and 3xx replies.
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
     /// The reply class digit: 2, 3, 4 or 5.
     pub fn class(&self) -> u16 {
         self.code / 100

@@ -55,7 +55,9 @@ impl Session {
                 _ => None,
             },
         };
-        let mut message = trace.header(std::time::SystemTime::now()).into_bytes();
+        let header = trace.header(std::time::SystemTime::now());
+        let mut message = Vec::with_capacity(header.len() + body.len());
+        message.extend_from_slice(header.as_bytes());
         message.extend_from_slice(&body);
         let op = DownstreamOp::Deliver { tx: tx.id, message };
         self.phase = Phase::Waiting(Pending::Message);

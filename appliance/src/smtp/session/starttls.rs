@@ -25,9 +25,4 @@ impl Session {
         self.esmtp = false;
         self.reset_transaction();
     }
-
-    /// Whether the session runs over TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
 }

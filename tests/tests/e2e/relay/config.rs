@@ -111,18 +111,21 @@ fn relay_unusable_certificate_and_busy_port_are_clear_start_errors() {
         data.to_str().expect("p"),
     ];
 
-    let cfg = dir.join("garbage.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[tls]\ncert = \"{0}/garbage.pem\"\nkey = \"{0}/garbage.pem\"\n",
-            dir.path.display()
-        ),
-    )
-    .expect("write");
-    let mut args = base.to_vec();
-    args.extend(["--config", cfg.to_str().expect("p")]);
-    let out = run(&args, Duration::from_secs(10));
+    // posternd with the base flags and a [tls] section naming `cert` and `key`
+    let with_tls = |name: &str, cert: &str, key: &str| {
+        let cfg = dir.join(name);
+        let d = dir.path.display();
+        std::fs::write(
+            &cfg,
+            format!("[tls]\ncert = \"{d}/{cert}\"\nkey = \"{d}/{key}\"\n"),
+        )
+        .expect("write");
+        let mut args = base.to_vec();
+        args.extend(["--config", cfg.to_str().expect("p")]);
+        run(&args, Duration::from_secs(10))
+    };
+
+    let out = with_tls("garbage.toml", "garbage.pem", "garbage.pem");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("garbage.pem: no PEM certificate found"),
@@ -130,18 +133,7 @@ fn relay_unusable_certificate_and_busy_port_are_clear_start_errors() {
         stderr(&out)
     );
 
-    let cfg = dir.join("mismatch.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[tls]\ncert = \"{0}/a.crt\"\nkey = \"{0}/b.key\"\n",
-            dir.path.display()
-        ),
-    )
-    .expect("write");
-    let mut args = base.to_vec();
-    args.extend(["--config", cfg.to_str().expect("p")]);
-    let out = run(&args, Duration::from_secs(10));
+    let out = with_tls("mismatch.toml", "a.crt", "b.key");
     assert!(
         stderr(&out).contains("cannot be used together"),
         "{}",

@@ -4,8 +4,6 @@
 //! ours) are counted and reported.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postern_tests::client::Client;
@@ -59,7 +57,6 @@ fn relay_crash_safety_sigkill_loses_no_message() {
 
     // Inject the messages into the upstream's queue from several connections.
     let upstream_addr = upstream.addr();
-    let injecting = Arc::new(AtomicBool::new(true));
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
             std::thread::spawn(move || {
@@ -90,7 +87,6 @@ fn relay_crash_safety_sigkill_loses_no_message() {
     for s in senders {
         s.join().expect("sender thread");
     }
-    injecting.store(false, Ordering::Relaxed);
     eprintln!(
         "relay_crash_safety: {kills} SIGKILLs in {:?}",
         start.elapsed()
