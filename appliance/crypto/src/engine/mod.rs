@@ -1,0 +1,138 @@
+//! Runs one message through the policy at end of data, in memory: outbound mail is signed
+//! and/or encrypted, inbound mail decrypted, verified and marked. Bytes in, bytes out.
+
+mod inbound;
+mod outbound;
+pub mod subject;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::keys::KeyStore;
+use crate::mime::{Envelope, Header};
+use crate::policy::{self, Class, Decision, PolicyConfig};
+
+/// Header fields Postern owns: removed from every incoming message (a sender must not be able
+/// to forge a verdict) and written only by Postern.
+pub const OWN_FIELDS: [&str; 3] = [
+    "x-postern-policy",
+    "x-postern-signature",
+    "x-postern-encrypted",
+];
+
+/// The result of processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub message: Vec<u8>,
+    /// What was done, one line (logged; also in `X-Postern-Policy` when configured).
+    pub explanation: String,
+}
+
+/// Why a message cannot be delivered as the policy demands. Each maps to one SMTP reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Encryption is required (tag or policy) but no key is known and the portal is not
+    /// available: permanent (5.7.1) — retrying will not help.
+    #[error(
+        "encryption is required but no certificate or key is known for {0}, and the recipient portal is not available"
+    )]
+    EncryptionImpossible(String),
+    /// A key the decision relied on is gone (expired or removed since RCPT): temporary.
+    #[error("the key for {0} is no longer usable")]
+    KeyUnavailable(String),
+    /// Our side failed (keys, OpenSSL, sequoia): temporary, an admin must look.
+    #[error("crypto failure: {0}")]
+    Crypto(String),
+}
+
+impl ProcessError {
+    /// Permanent failures give 5xx, all others 4xx.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ProcessError::EncryptionImpossible(_))
+    }
+}
+
+/// Policy and keys together: what the relay calls.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub config: PolicyConfig,
+    pub keys: Arc<dyn KeyStore>,
+}
+
+impl Engine {
+    pub fn new(config: PolicyConfig, keys: Arc<dyn KeyStore>) -> Engine {
+        Engine { config, keys }
+    }
+
+    /// The class of one recipient (at `RCPT`).
+    pub fn decide(&self, sender: &str, recipient: &str, now: SystemTime) -> Decision {
+        policy::decide(&self.config, self.keys.as_ref(), sender, recipient, now)
+    }
+
+    /// Processes a whole message (at end of data) for recipients that share `class`.
+    pub fn process(
+        &self,
+        class: &Class,
+        sender: &str,
+        recipients: &[String],
+        message: &[u8],
+        now: SystemTime,
+    ) -> Result<Processed, ProcessError> {
+        let env = Envelope::split(message);
+        let mut outer = strip_own_fields(&env.outer);
+        let (entity, explanation) = match class {
+            Class::Pass => {
+                let processed = Processed {
+                    message: message.to_vec(),
+                    explanation: "relayed unchanged".into(),
+                };
+                return Ok(processed);
+            }
+            Class::Outbound(method) => outbound::run(
+                self,
+                *method,
+                sender,
+                recipients,
+                &mut outer,
+                &env.content,
+                now,
+            )?,
+            Class::Inbound { user } => {
+                inbound::run(self, user.as_deref(), &mut outer, &env.content, now)
+            }
+        };
+        if self.config.policy_header {
+            outer.prepend("X-Postern-Policy", &header_safe(&explanation));
+        }
+        Ok(Processed {
+            message: Envelope::join(&outer, &entity),
+            explanation,
+        })
+    }
+}
+
+fn strip_own_fields(outer: &Header) -> Header {
+    outer.filter(|f| !OWN_FIELDS.iter().any(|n| f.name_eq(n)))
+}
+
+/// A header value on one line, printable ASCII only, of bounded length.
+pub(crate) fn header_safe(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if out.len() > 900 {
+        out.truncate(900);
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,864 @@
+//! The key store: the interface the mail path reads ([`KeyStore`]) and its in-memory
+//! implementation ([`MemoryKeyStore`]) whose state serialises to bytes (the daemon writes
+//! them to its data directory; the cluster state replaces that later). Private keys exist
+//! in the serialised state only sealed ([`super::seal`]); unsealed copies live in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::ca::{self, Ca};
+use super::seal::{SealError, Sealer};
+use crate::pgp::{self, PgpCert};
+use crate::smime::{self, Capabilities, Identity};
+
+/// Rollover starts this long before a signing key expires (DESIGN.md §4).
+pub const ROLLOVER_BEFORE: Duration = Duration::from_secs(7 * 86_400);
+
+/// What the mail path needs from a key store. All reads are local and cheap.
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// Whether `address` is an enrolled (internal, key-holding) user.
+    fn is_enrolled(&self, address: &str) -> bool;
+    /// The S/MIME identity that signs for `address` now: the newest one already valid.
+    fn signing_identity(&self, address: &str, now: SystemTime) -> Option<Identity>;
+    /// Every S/MIME identity of `address`, newest first (old ones keep decrypting).
+    fn smime_identities(&self, address: &str) -> Vec<Identity>;
+    /// The OpenPGP key that signs for `address` now.
+    fn pgp_signer(&self, address: &str, now: SystemTime) -> Option<PgpCert>;
+    /// Every OpenPGP secret key of `address`, newest first.
+    fn pgp_secrets(&self, address: &str) -> Vec<PgpCert>;
+    /// A partner's S/MIME certificate usable for encryption now, with its capabilities.
+    fn smime_recipient(&self, address: &str, now: SystemTime) -> Option<(X509, Capabilities)>;
+    /// A partner's OpenPGP certificate usable for encryption now.
+    fn pgp_recipient(&self, address: &str, now: SystemTime) -> Option<PgpCert>;
+    /// Every OpenPGP public certificate known (to check signatures).
+    fn pgp_known(&self) -> Vec<PgpCert>;
+    /// The S/MIME trust anchors: configured CAs and Postern's own CA.
+    fn trust_anchors(&self) -> Result<X509Store, openssl::error::ErrorStack>;
+    /// Remembers a partner's S/MIME certificate (only call after a verified signature).
+    fn harvest_smime(
+        &self,
+        cert: &X509,
+        capabilities: &Capabilities,
+        now: SystemTime,
+    ) -> Vec<String>;
+    /// Remembers a partner's OpenPGP certificate (only after a verified signature).
+    fn harvest_pgp(&self, cert: &PgpCert, now: SystemTime) -> Vec<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("the key store data is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Ca(#[from] ca::CaError),
+    #[error(transparent)]
+    Pgp(#[from] pgp::PgpError),
+    #[error("OpenSSL: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    #[error("not a valid email address: {0:?}")]
+    BadAddress(String),
+    #[error("{0} is not enrolled")]
+    NotEnrolled(String),
+    #[error("PKCS#12 file does not open (wrong password or damaged file)")]
+    Pkcs12,
+    #[error("the certificate names no email address")]
+    NoAddress,
+    #[error("the OpenPGP key holds no secret key material")]
+    NoSecret,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StoreState {
+    ca: Option<SealedIdentity>,
+    anchors: Vec<String>,
+    users: BTreeMap<String, UserRecord>,
+    partners: BTreeMap<String, PartnerRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SealedIdentity {
+    cert: String,
+    chain: Vec<String>,
+    /// Sealed PKCS#8 DER, base64.
+    key: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct UserRecord {
+    smime: Vec<SealedIdentity>,
+    pgp: Vec<SealedPgp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SealedPgp {
+    public: String,
+    /// Sealed transferable secret key, base64.
+    secret: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PartnerRecord {
+    smime: Vec<HarvestedCert>,
+    pgp: Vec<HarvestedPgp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HarvestedCert {
+    cert: String,
+    capabilities: Capabilities,
+    seen: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HarvestedPgp {
+    cert: String,
+    seen: u64,
+}
+
+/// Unsealed, parsed form of the state.
+#[derive(Default)]
+struct Cache {
+    ca: Option<Ca>,
+    anchors: Vec<X509>,
+    smime: HashMap<String, Vec<Identity>>,
+    pgp: HashMap<String, Vec<PgpCert>>,
+    partner_smime: HashMap<String, Vec<(X509, Capabilities)>>,
+    partner_pgp: HashMap<String, Vec<PgpCert>>,
+}
+
+/// A user as listed by `posternctl user list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserSummary {
+    pub address: String,
+    pub smime: Vec<CertSummary>,
+    pub pgp: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertSummary {
+    pub serial: String,
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+/// A harvested or imported partner key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartnerSummary {
+    pub address: String,
+    pub smime: Vec<CertSummary>,
+    pub smime_gcm: bool,
+    pub pgp: Vec<String>,
+}
+
+/// The in-memory key store.
+pub struct MemoryKeyStore {
+    sealer: Sealer,
+    state: RwLock<(StoreState, Cache)>,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryKeyStore")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn b64(data: &[u8]) -> String {
+    openssl::base64::encode_block(data)
+}
+
+fn unb64(s: &str) -> Result<Vec<u8>, KeyStoreError> {
+    crate::mime::base64_decode(s.as_bytes()).map_err(|e| KeyStoreError::Corrupt(e.to_string()))
+}
+
+fn pem(cert: &X509) -> Result<String, KeyStoreError> {
+    Ok(String::from_utf8_lossy(&cert.to_pem()?).into_owned())
+}
+
+fn parse_pem(s: &str) -> Result<X509, KeyStoreError> {
+    X509::from_pem(s.as_bytes()).map_err(|e| KeyStoreError::Corrupt(e.to_string()))
+}
+
+/// A plausible mailbox: one `@`, non-empty local part and domain, no spaces or controls.
+pub fn normalize_address(address: &str) -> Result<String, KeyStoreError> {
+    let a = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let ok = a.split('@').count() == 2
+        && a.split('@').all(|p| !p.is_empty())
+        && !a.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(a.to_ascii_lowercase())
+    } else {
+        Err(KeyStoreError::BadAddress(address.to_owned()))
+    }
+}
+
+fn smime_purpose(cert: &X509) -> String {
+    format!("smime-key:{}", smime::serial_hex(cert))
+}
+
+fn pgp_purpose(fpr: &str) -> String {
+    format!("pgp-key:{fpr}")
+}
+
+fn summary(cert: &X509) -> CertSummary {
+    CertSummary {
+        serial: smime::serial_hex(cert),
+        not_before: ca::not_before(cert).map(secs).unwrap_or_default(),
+        not_after: ca::not_after(cert).map(secs).unwrap_or_default(),
+    }
+}
+
+fn valid_at(cert: &X509, now: SystemTime) -> bool {
+    ca::not_before(cert).is_some_and(|t| t <= now) && ca::not_after(cert).is_some_and(|t| t > now)
+}
+
+impl MemoryKeyStore {
+    pub fn new(sealer: Sealer) -> MemoryKeyStore {
+        MemoryKeyStore {
+            sealer,
+            state: RwLock::new((StoreState::default(), Cache::default())),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Restores a store from [`MemoryKeyStore::to_bytes`] output; every sealed key must open.
+    pub fn from_bytes(bytes: &[u8], sealer: Sealer) -> Result<MemoryKeyStore, KeyStoreError> {
+        let state: StoreState =
+            serde_json::from_slice(bytes).map_err(|e| KeyStoreError::Corrupt(e.to_string()))?;
+        let cache = build_cache(&state, &sealer)?;
+        Ok(MemoryKeyStore {
+            sealer,
+            state: RwLock::new((state, cache)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The state with every private key sealed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let guard = self.read();
+        serde_json::to_vec_pretty(&guard.0).unwrap_or_default()
+    }
+
+    /// Increases with every change (the daemon persists when it moves).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (StoreState, Cache)> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `change` to a copy of the state; commits (and rebuilds the cache) only if it
+    /// and the rebuild succeed, so a failed operation leaves the store as it was.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
+    ) -> Result<T, KeyStoreError> {
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = guard.0.clone();
+        let out = change(&mut next, &guard.1, &self.sealer)?;
+        let cache = build_cache(&next, &self.sealer)?;
+        *guard = (next, cache);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(out)
+    }
+
+    /// Creates the built-in CA unless there is one. Returns whether it was created.
+    pub fn ensure_ca(&self, name: &str, now: SystemTime) -> Result<bool, KeyStoreError> {
+        if self.read().0.ca.is_some() {
+            return Ok(false);
+        }
+        self.update(|s, _, sealer| {
+            if s.ca.is_some() {
+                return Ok(false);
+            }
+            let ca = Ca::generate(name, now, Duration::from_secs(10 * 365 * 86_400))?;
+            s.ca = Some(seal_identity(&ca.identity, sealer, "ca-key")?);
+            Ok(true)
+        })
+    }
+
+    pub fn ca_pem(&self) -> Option<String> {
+        self.read()
+            .1
+            .ca
+            .as_ref()
+            .and_then(|c| pem(&c.identity.cert).ok())
+    }
+
+    /// Enrols `address`: a new S/MIME certificate from the built-in CA and a new OpenPGP key,
+    /// both valid for `validity` (an enrolled user who has keys gets fresh ones in addition).
+    pub fn enrol(
+        &self,
+        address: &str,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<UserSummary, KeyStoreError> {
+        let address = normalize_address(address)?;
+        self.update(|s, cache, sealer| {
+            let ca = cache
+                .ca
+                .as_ref()
+                .ok_or_else(|| KeyStoreError::Corrupt("no CA".into()))?;
+            let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
+            let pgp = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
+            let user = s.users.entry(address.clone()).or_default();
+            user.smime.insert(0, seal_identity(&id, sealer, "")?);
+            user.pgp.insert(0, seal_pgp(&pgp, sealer)?);
+            Ok(())
+        })?;
+        self.user(&address)
+            .ok_or(KeyStoreError::NotEnrolled(address))
+    }
+
+    /// Removes a user and all their keys.
+    pub fn remove_user(&self, address: &str) -> Result<(), KeyStoreError> {
+        let address = normalize_address(address)?;
+        self.update(|s, _, _| {
+            s.users
+                .remove(&address)
+                .map(|_| ())
+                .ok_or(KeyStoreError::NotEnrolled(address.clone()))
+        })
+    }
+
+    /// Imports a PKCS#12 bundle as a user's S/MIME identity (address from the certificate).
+    pub fn import_pkcs12(&self, der: &[u8], password: &str) -> Result<UserSummary, KeyStoreError> {
+        let parsed = Pkcs12::from_der(der)
+            .and_then(|p| p.parse2(password))
+            .map_err(|_| KeyStoreError::Pkcs12)?;
+        let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
+            return Err(KeyStoreError::Pkcs12);
+        };
+        let chain = parsed
+            .ca
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
+        let address = smime::cert_emails(&cert)
+            .into_iter()
+            .next()
+            .ok_or(KeyStoreError::NoAddress)?;
+        let id = Identity { cert, key, chain };
+        self.update(|s, _, sealer| {
+            let user = s.users.entry(address.clone()).or_default();
+            user.smime.insert(0, seal_identity(&id, sealer, "")?);
+            Ok(())
+        })?;
+        self.user(&address)
+            .ok_or(KeyStoreError::NotEnrolled(address))
+    }
+
+    /// Imports an OpenPGP secret key as a user's key (address from its user IDs).
+    pub fn import_pgp_secret(
+        &self,
+        data: &[u8],
+        now: SystemTime,
+    ) -> Result<UserSummary, KeyStoreError> {
+        let cert = pgp::parse_cert(data)?;
+        if !cert.is_tsk() {
+            return Err(KeyStoreError::NoSecret);
+        }
+        let address = pgp::cert_emails(&cert, now)
+            .into_iter()
+            .next()
+            .ok_or(KeyStoreError::NoAddress)?;
+        self.update(|s, _, sealer| {
+            let user = s.users.entry(address.clone()).or_default();
+            user.pgp.insert(0, seal_pgp(&cert, sealer)?);
+            Ok(())
+        })?;
+        self.user(&address)
+            .ok_or(KeyStoreError::NotEnrolled(address))
+    }
+
+    /// Imports partner public keys: PEM certificates or OpenPGP keys (armored or binary).
+    /// Returns the addresses that received a key.
+    pub fn import_public(
+        &self,
+        data: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<String>, KeyStoreError> {
+        if data
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            let certs = X509::stack_from_pem(data)?;
+            let mut out = Vec::new();
+            for c in &certs {
+                out.extend(self.harvest_smime(c, &Capabilities::default(), now));
+            }
+            return Ok(out);
+        }
+        let mut out = Vec::new();
+        for c in pgp::parse_keyring(data)? {
+            out.extend(self.harvest_pgp(&c.strip_secret_key_material(), now));
+        }
+        Ok(out)
+    }
+
+    /// Adds S/MIME trust anchors (PEM, one or more certificates).
+    pub fn add_trust_anchors(&self, data: &[u8]) -> Result<usize, KeyStoreError> {
+        let certs = X509::stack_from_pem(data)?;
+        let n = certs.len();
+        self.update(|s, _, _| {
+            for c in &certs {
+                let p = pem(c)?;
+                if !s.anchors.contains(&p) {
+                    s.anchors.push(p);
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Automatic rollover: every user whose newest S/MIME certificate or OpenPGP key expires
+    /// within a week gets a new one (valid for `validity`); the old keys stay for decryption.
+    /// Returns the users that rolled over.
+    pub fn rollover(
+        &self,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<Vec<String>, KeyStoreError> {
+        let due = {
+            let g = self.read();
+            let mut due = Vec::new();
+            for (address, ids) in &g.1.smime {
+                let newest_end = ids.iter().filter_map(|i| ca::not_after(&i.cert)).max();
+                let smime_due = newest_end.is_some_and(|t| t <= now + ROLLOVER_BEFORE);
+                let pgp_due = g.1.pgp.get(address).is_some_and(|keys| {
+                    keys.iter()
+                        .filter_map(|k| pgp::expires(k, now))
+                        .max()
+                        .is_some_and(|t| t <= now + ROLLOVER_BEFORE)
+                        || keys.iter().all(|k| !pgp::can_sign(k, now))
+                });
+                if smime_due || pgp_due {
+                    due.push((address.clone(), smime_due, pgp_due));
+                }
+            }
+            due
+        };
+        if due.is_empty() || self.read().1.ca.is_none() {
+            return Ok(Vec::new());
+        }
+        self.update(|s, cache, sealer| {
+            let ca = cache
+                .ca
+                .as_ref()
+                .ok_or_else(|| KeyStoreError::Corrupt("no CA".into()))?;
+            let mut rolled = Vec::new();
+            for (address, smime_due, pgp_due) in &due {
+                let user = s.users.entry(address.clone()).or_default();
+                if *smime_due {
+                    let id = ca.issue(address, now - Duration::from_secs(60), now + validity)?;
+                    user.smime.insert(0, seal_identity(&id, sealer, "")?);
+                }
+                if *pgp_due {
+                    let k = pgp::generate(address, now - Duration::from_secs(60), validity)?;
+                    user.pgp.insert(0, seal_pgp(&k, sealer)?);
+                }
+                rolled.push(address.clone());
+            }
+            Ok(rolled)
+        })
+    }
+
+    pub fn user(&self, address: &str) -> Option<UserSummary> {
+        let address = normalize_address(address).ok()?;
+        let g = self.read();
+        g.0.users.get(&address)?;
+        Some(UserSummary {
+            smime: g
+                .1
+                .smime
+                .get(&address)
+                .map(|v| v.iter().map(|i| summary(&i.cert)).collect())
+                .unwrap_or_default(),
+            pgp: g
+                .1
+                .pgp
+                .get(&address)
+                .map(|v| v.iter().map(pgp::fingerprint).collect())
+                .unwrap_or_default(),
+            address,
+        })
+    }
+
+    pub fn users(&self) -> Vec<UserSummary> {
+        let names: Vec<String> = self.read().0.users.keys().cloned().collect();
+        names.iter().filter_map(|a| self.user(a)).collect()
+    }
+
+    pub fn partners(&self) -> Vec<PartnerSummary> {
+        let g = self.read();
+        let mut names: Vec<&String> =
+            g.1.partner_smime
+                .keys()
+                .chain(g.1.partner_pgp.keys())
+                .collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|a| {
+                let smime = g.1.partner_smime.get(a);
+                PartnerSummary {
+                    address: a.clone(),
+                    smime: smime
+                        .map(|v| v.iter().map(|(c, _)| summary(c)).collect())
+                        .unwrap_or_default(),
+                    smime_gcm: smime.is_some_and(|v| v.first().is_some_and(|(_, c)| c.aes256_gcm)),
+                    pgp: g
+                        .1
+                        .partner_pgp
+                        .get(a)
+                        .map(|v| v.iter().map(pgp::fingerprint).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The public S/MIME certificates of a user (PEM, newest first).
+    pub fn export_user_certs(&self, address: &str) -> Option<String> {
+        let address = normalize_address(address).ok()?;
+        let g = self.read();
+        let ids = g.1.smime.get(&address)?;
+        Some(ids.iter().filter_map(|i| pem(&i.cert).ok()).collect())
+    }
+
+    /// The public OpenPGP keys of a user, armored.
+    pub fn export_user_pgp(&self, address: &str) -> Option<String> {
+        let address = normalize_address(address).ok()?;
+        let g = self.read();
+        let keys = g.1.pgp.get(&address)?;
+        Some(
+            keys.iter()
+                .map(|k| String::from_utf8_lossy(&pgp::armored_public(k)).into_owned())
+                .collect(),
+        )
+    }
+
+    /// The user's current S/MIME identity as PKCS#12 protected by `password`.
+    pub fn export_pkcs12(&self, address: &str, password: &str) -> Result<Vec<u8>, KeyStoreError> {
+        let address = normalize_address(address)?;
+        let g = self.read();
+        let id =
+            g.1.smime
+                .get(&address)
+                .and_then(|v| v.first())
+                .ok_or(KeyStoreError::NotEnrolled(address.clone()))?;
+        let mut chain = openssl::stack::Stack::new()?;
+        for c in &id.chain {
+            chain.push(c.clone())?;
+        }
+        let p12 = Pkcs12::builder()
+            .name(&address)
+            .pkey(&id.key)
+            .cert(&id.cert)
+            .ca(chain)
+            .build2(password)?;
+        Ok(p12.to_der()?)
+    }
+}
+
+fn seal_identity(
+    id: &Identity,
+    sealer: &Sealer,
+    purpose: &str,
+) -> Result<SealedIdentity, KeyStoreError> {
+    let purpose = if purpose.is_empty() {
+        smime_purpose(&id.cert)
+    } else {
+        format!("{purpose}:{}", smime::serial_hex(&id.cert))
+    };
+    let key = id.key.private_key_to_pkcs8()?;
+    Ok(SealedIdentity {
+        cert: pem(&id.cert)?,
+        chain: id.chain.iter().map(pem).collect::<Result<_, _>>()?,
+        key: b64(&sealer.seal(&purpose, &key)?),
+    })
+}
+
+fn open_identity(
+    s: &SealedIdentity,
+    sealer: &Sealer,
+    purpose: &str,
+) -> Result<Identity, KeyStoreError> {
+    let cert = parse_pem(&s.cert)?;
+    let purpose = if purpose.is_empty() {
+        smime_purpose(&cert)
+    } else {
+        format!("{purpose}:{}", smime::serial_hex(&cert))
+    };
+    let der = sealer.open(&purpose, &unb64(&s.key)?)?;
+    let key = PKey::private_key_from_pkcs8(&der)?;
+    let chain = s
+        .chain
+        .iter()
+        .map(|c| parse_pem(c))
+        .collect::<Result<_, _>>()?;
+    Ok(Identity { cert, key, chain })
+}
+
+fn seal_pgp(cert: &PgpCert, sealer: &Sealer) -> Result<SealedPgp, KeyStoreError> {
+    let fpr = pgp::fingerprint(cert);
+    Ok(SealedPgp {
+        public: String::from_utf8_lossy(&pgp::armored_public(cert)).into_owned(),
+        secret: b64(&sealer.seal(&pgp_purpose(&fpr), &pgp::secret_bytes(cert))?),
+    })
+}
+
+fn open_pgp(s: &SealedPgp, sealer: &Sealer) -> Result<PgpCert, KeyStoreError> {
+    let public = pgp::parse_cert(s.public.as_bytes())?;
+    let secret = sealer.open(&pgp_purpose(&pgp::fingerprint(&public)), &unb64(&s.secret)?)?;
+    let cert = pgp::parse_cert(&secret)?;
+    if cert.fingerprint() != public.fingerprint() {
+        return Err(KeyStoreError::Corrupt(
+            "OpenPGP secret does not match its public key".into(),
+        ));
+    }
+    Ok(cert)
+}
+
+fn build_cache(state: &StoreState, sealer: &Sealer) -> Result<Cache, KeyStoreError> {
+    let mut c = Cache::default();
+    if let Some(ca) = &state.ca {
+        c.ca = Some(Ca {
+            identity: open_identity(ca, sealer, "ca-key")?,
+        });
+    }
+    c.anchors = state
+        .anchors
+        .iter()
+        .map(|p| parse_pem(p))
+        .collect::<Result<_, _>>()?;
+    for (address, user) in &state.users {
+        let ids = user
+            .smime
+            .iter()
+            .map(|s| open_identity(s, sealer, ""))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = user
+            .pgp
+            .iter()
+            .map(|s| open_pgp(s, sealer))
+            .collect::<Result<Vec<_>, _>>()?;
+        c.smime.insert(address.clone(), ids);
+        c.pgp.insert(address.clone(), keys);
+    }
+    for (address, p) in &state.partners {
+        let certs = p
+            .smime
+            .iter()
+            .map(|h| Ok((parse_pem(&h.cert)?, h.capabilities.clone())))
+            .collect::<Result<Vec<_>, KeyStoreError>>()?;
+        let keys = p
+            .pgp
+            .iter()
+            .map(|h| pgp::parse_cert(h.cert.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !certs.is_empty() {
+            c.partner_smime.insert(address.clone(), certs);
+        }
+        if !keys.is_empty() {
+            c.partner_pgp.insert(address.clone(), keys);
+        }
+    }
+    Ok(c)
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn is_enrolled(&self, address: &str) -> bool {
+        let a = address.to_ascii_lowercase();
+        self.read().0.users.contains_key(&a)
+    }
+
+    fn signing_identity(&self, address: &str, now: SystemTime) -> Option<Identity> {
+        let a = address.to_ascii_lowercase();
+        let g = self.read();
+        // Newest first: the newest certificate that is already valid signs.
+        g.1.smime
+            .get(&a)?
+            .iter()
+            .find(|i| valid_at(&i.cert, now))
+            .cloned()
+    }
+
+    fn smime_identities(&self, address: &str) -> Vec<Identity> {
+        self.read()
+            .1
+            .smime
+            .get(&address.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn pgp_signer(&self, address: &str, now: SystemTime) -> Option<PgpCert> {
+        let g = self.read();
+        g.1.pgp
+            .get(&address.to_ascii_lowercase())?
+            .iter()
+            .find(|k| pgp::can_sign(k, now))
+            .cloned()
+    }
+
+    fn pgp_secrets(&self, address: &str) -> Vec<PgpCert> {
+        self.read()
+            .1
+            .pgp
+            .get(&address.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn smime_recipient(&self, address: &str, now: SystemTime) -> Option<(X509, Capabilities)> {
+        let a = address.to_ascii_lowercase();
+        let g = self.read();
+        if let Some(ids) = g.1.smime.get(&a) {
+            return ids
+                .iter()
+                .find(|i| valid_at(&i.cert, now))
+                .map(|i| (i.cert.clone(), Capabilities::default()));
+        }
+        g.1.partner_smime
+            .get(&a)?
+            .iter()
+            .find(|(c, _)| valid_at(c, now))
+            .cloned()
+    }
+
+    fn pgp_recipient(&self, address: &str, now: SystemTime) -> Option<PgpCert> {
+        let a = address.to_ascii_lowercase();
+        let g = self.read();
+        g.1.partner_pgp
+            .get(&a)?
+            .iter()
+            .find(|k| pgp::can_encrypt(k, now))
+            .cloned()
+    }
+
+    fn pgp_known(&self) -> Vec<PgpCert> {
+        let g = self.read();
+        g.1.partner_pgp
+            .values()
+            .flatten()
+            .cloned()
+            .chain(
+                g.1.pgp
+                    .values()
+                    .flatten()
+                    .map(|k| k.clone().strip_secret_key_material()),
+            )
+            .collect()
+    }
+
+    fn trust_anchors(&self) -> Result<X509Store, openssl::error::ErrorStack> {
+        let g = self.read();
+        let mut b = X509StoreBuilder::new()?;
+        for c in
+            g.1.anchors
+                .iter()
+                .chain(g.1.ca.iter().map(|c| &c.identity.cert))
+        {
+            b.add_cert(c.clone())?;
+        }
+        Ok(b.build())
+    }
+
+    fn harvest_smime(
+        &self,
+        cert: &X509,
+        capabilities: &Capabilities,
+        now: SystemTime,
+    ) -> Vec<String> {
+        let addresses = smime::cert_emails(cert);
+        let Ok(p) = pem(cert) else { return Vec::new() };
+        let result = self.update(|s, _, _| {
+            let mut changed = Vec::new();
+            for a in &addresses {
+                if s.users.contains_key(a) {
+                    continue; // never let mail replace our own users' keys
+                }
+                let rec = s.partners.entry(a.clone()).or_default();
+                match rec.smime.iter_mut().find(|h| h.cert == p) {
+                    Some(h) => {
+                        if capabilities.announced {
+                            h.capabilities = capabilities.clone();
+                        }
+                        h.seen = secs(now);
+                    }
+                    None => rec.smime.insert(
+                        0,
+                        HarvestedCert {
+                            cert: p.clone(),
+                            capabilities: capabilities.clone(),
+                            seen: secs(now),
+                        },
+                    ),
+                }
+                changed.push(a.clone());
+            }
+            Ok(changed)
+        });
+        result.unwrap_or_default()
+    }
+
+    fn harvest_pgp(&self, cert: &PgpCert, now: SystemTime) -> Vec<String> {
+        let public = cert.clone().strip_secret_key_material();
+        let addresses = pgp::cert_emails(&public, now);
+        let fpr = public.fingerprint();
+        let result = self.update(|s, cache, _| {
+            let mut changed = Vec::new();
+            for a in &addresses {
+                if s.users.contains_key(a) {
+                    continue;
+                }
+                let merged = cache
+                    .partner_pgp
+                    .get(a)
+                    .and_then(|v| v.iter().find(|k| k.fingerprint() == fpr))
+                    .map_or_else(
+                        || public.clone(),
+                        |old| pgp::merge(old.clone(), public.clone()),
+                    );
+                let armored = String::from_utf8_lossy(&pgp::armored_public(&merged)).into_owned();
+                let rec = s.partners.entry(a.clone()).or_default();
+                rec.pgp.retain(|h| {
+                    pgp::parse_cert(h.cert.as_bytes())
+                        .map(|c| c.fingerprint() != fpr)
+                        .unwrap_or(false)
+                });
+                rec.pgp.insert(
+                    0,
+                    HarvestedPgp {
+                        cert: armored,
+                        seen: secs(now),
+                    },
+                );
+                changed.push(a.clone());
+            }
+            Ok(changed)
+        });
+        result.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! Postern's secure-mail core, sans-IO: bytes and key material in, bytes and decisions out.
+//!
+//! - [`mime`]: split, read and rebuild MIME entities;
+//! - [`smime`]: S/MIME with OpenSSL's CMS;
+//! - [`pgp`]: OpenPGP with sequoia;
+//! - [`keys`]: the built-in CA, sealed private keys and the key store;
+//! - [`policy`]: who gets which treatment, with a one-line explanation;
+//! - [`engine`]: runs a message through the policy outbound or inbound.
+
+pub mod engine;
+pub mod keys;
+pub mod mime;
+pub mod pgp;
+pub mod policy;
+pub mod smime;
