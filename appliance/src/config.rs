@@ -22,6 +22,21 @@ pub struct Config {
     pub downstream: DownstreamConfig,
     /// Routes by recipient domain, checked in order before the default.
     pub routes: Vec<RouteConfig>,
+    pub crypto: CryptoConfig,
+}
+
+/// Signing, encryption and inbound marking (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CryptoConfig {
+    /// Domains whose users this gateway protects; empty: relay only, no crypto.
+    pub internal_domains: Vec<String>,
+    pub always_encrypt: bool,
+    pub policy_header: bool,
+    pub subject_markers: bool,
+    /// Validity of keys issued at enrolment and rollover.
+    pub key_validity: Duration,
+    /// How often the rollover check runs.
+    pub rollover_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,18 +184,24 @@ struct Reader {
 
 impl Reader {
     fn config(&mut self, root: &Table) -> Config {
-        self.known(root, "", &["server", "smtp", "tls", "downstream", "route"]);
+        self.known(
+            root,
+            "",
+            &["server", "smtp", "tls", "downstream", "route", "crypto"],
+        );
         let empty = Table::new();
         let server = self.section(root, "server").unwrap_or(&empty);
         let smtp = self.section(root, "smtp").unwrap_or(&empty);
         let tls = self.section(root, "tls").unwrap_or(&empty);
         let downstream = self.section(root, "downstream").unwrap_or(&empty);
+        let crypto = self.section(root, "crypto").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
             tls: self.tls(tls),
             downstream: self.downstream(downstream, "downstream"),
             routes: self.routes(root),
+            crypto: self.crypto(crypto),
         };
         self.check(&config);
         config
@@ -380,6 +401,72 @@ impl Reader {
         routes
     }
 
+    fn crypto(&mut self, t: &Table) -> CryptoConfig {
+        self.known(
+            t,
+            "crypto.",
+            &[
+                "internal_domains",
+                "always_encrypt",
+                "policy_header",
+                "subject_markers",
+                "key_validity",
+                "rollover_interval",
+            ],
+        );
+        let internal_domains = match t.get("internal_domains") {
+            None => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(|d| match d.as_str() {
+                    Some(s) if !s.is_empty() && !s.contains('@') && !s.contains(' ') => {
+                        Some(s.to_ascii_lowercase())
+                    }
+                    _ => {
+                        self.errors
+                            .push(format!("crypto.internal_domains: {d} is not a domain"));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                self.errors
+                    .push("crypto.internal_domains: must be a list of domains".to_owned());
+                Vec::new()
+            }
+        };
+        CryptoConfig {
+            internal_domains,
+            always_encrypt: self.flag(t, "crypto.", "always_encrypt", false),
+            policy_header: self.flag(t, "crypto.", "policy_header", true),
+            subject_markers: self.flag(t, "crypto.", "subject_markers", true),
+            key_validity: self.duration(
+                t,
+                "crypto.",
+                "key_validity",
+                Duration::from_secs(365 * 86_400),
+            ),
+            rollover_interval: self.duration(
+                t,
+                "crypto.",
+                "rollover_interval",
+                Duration::from_secs(3600),
+            ),
+        }
+    }
+
+    fn flag(&mut self, t: &Table, prefix: &str, key: &str, default: bool) -> bool {
+        match t.get(key) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(v) => {
+                self.errors
+                    .push(format!("{prefix}{key}: expected true or false, found {v}"));
+                default
+            }
+        }
+    }
+
     /// Checks that need several values.
     fn check(&mut self, c: &Config) {
         if c.smtp.max_message_size < 1024 {
@@ -486,6 +573,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.checked_mul(60)?),
         "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
         _ => return None,
     };
     (!d.is_zero()).then_some(d)

@@ -7,8 +7,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use postern_crypto::engine::Engine;
+use postern_crypto::keys::MemoryKeyStore;
+use postern_crypto::policy::PolicyConfig;
+
 use crate::config::Config;
-use crate::policy::DomainRouter;
+use crate::control::{self, Handler};
+use crate::keystore::{KeyFileError, KeyFiles};
+use crate::policy::{DomainRouter, Gateway};
 use crate::relay::downstream::{Target, TargetError};
 use crate::relay::limits::ConnectionLimits;
 use crate::relay::server::{self, Relay};
@@ -31,6 +37,13 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("key store: {0}")]
+    Keys(#[from] KeyFileError),
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A relay ready to serve: the listener is bound.
@@ -39,6 +52,10 @@ pub struct Daemon {
     listener: TcpListener,
     relay: Arc<Relay>,
     grace: std::time::Duration,
+    control: tokio::net::UnixListener,
+    handler: Handler,
+    key_files: KeyFiles,
+    rollover_interval: std::time::Duration,
 }
 
 impl Daemon {
@@ -68,9 +85,29 @@ impl Daemon {
             command_timeout: smtp.command_timeout,
             data_timeout: smtp.data_timeout,
         };
+        let key_files = KeyFiles::new(data_dir);
+        let keys = key_files.open(&format!("Postern CA {}", config.server.hostname))?;
+        let crypto = &config.crypto;
+        let engine = Engine::new(
+            PolicyConfig {
+                internal_domains: crypto.internal_domains.clone(),
+                always_encrypt: crypto.always_encrypt,
+                policy_header: crypto.policy_header,
+                subject_markers: crypto.subject_markers,
+            },
+            Arc::clone(&keys) as Arc<dyn postern_crypto::keys::KeyStore>,
+        );
+        let socket = control::socket_path(data_dir);
+        let control = control::bind(&socket).map_err(|source| StartError::Control {
+            path: socket.display().to_string(),
+            source,
+        })?;
         let relay = Relay {
             session: Arc::new(session),
-            policy: Arc::new(DomainRouter::new(rules)),
+            policy: Arc::new(Gateway {
+                router: DomainRouter::new(rules),
+                engine,
+            }),
             tls: Some(TlsAcceptor::from(tls_config)),
             targets: Arc::new(targets),
             limits: ConnectionLimits::new(
@@ -87,6 +124,13 @@ impl Daemon {
             listener,
             relay: Arc::new(relay),
             grace: config.server.shutdown_grace,
+            control,
+            handler: Handler {
+                keys,
+                key_validity: crypto.key_validity,
+            },
+            key_files,
+            rollover_interval: crypto.rollover_interval,
         })
     }
 
@@ -97,7 +141,59 @@ impl Daemon {
 
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
+        let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
+        let keeper = tokio::spawn(keep_keys(
+            self.handler.keys.clone(),
+            self.key_files.clone(),
+            self.handler.key_validity,
+            self.rollover_interval,
+        ));
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
+        control.abort();
+        keeper.abort();
+        persist(&self.handler.keys, &self.key_files, &mut 0);
+    }
+}
+
+/// Persists key store changes (harvested keys, admin commands) within a second, and runs
+/// the rollover check on its interval.
+async fn keep_keys(
+    keys: Arc<MemoryKeyStore>,
+    files: KeyFiles,
+    validity: std::time::Duration,
+    rollover_every: std::time::Duration,
+) {
+    let mut saved = keys.generation();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_rollover: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        if last_rollover.is_none_or(|t| t.elapsed() >= rollover_every) {
+            last_rollover = Some(tokio::time::Instant::now());
+            let k = Arc::clone(&keys);
+            let done = tokio::task::spawn_blocking(move || {
+                k.rollover(std::time::SystemTime::now(), validity)
+            })
+            .await;
+            match done {
+                Ok(Ok(users)) if !users.is_empty() => {
+                    tracing::info!(users = ?users, "key rollover: new keys sign from now on")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "key rollover failed"),
+                _ => {}
+            }
+        }
+        persist(&keys, &files, &mut saved);
+    }
+}
+
+fn persist(keys: &MemoryKeyStore, files: &KeyFiles, saved: &mut u64) {
+    let generation = keys.generation();
+    if generation != *saved {
+        match files.save(keys) {
+            Ok(()) => *saved = generation,
+            Err(e) => tracing::error!(error = %e, "cannot save the key store"),
+        }
     }
 }
 

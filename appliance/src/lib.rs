@@ -9,7 +9,9 @@
 //! after the downstream answered the same transaction, and never stores a message.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
+pub mod keystore;
 pub mod policy;
 pub mod relay;
 pub mod smtp;

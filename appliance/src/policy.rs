@@ -1,14 +1,22 @@
 //! The policy hook of the mail path: which treatment a recipient needs.
 //!
 //! A *treatment* is everything that must be the same for all recipients of one downstream
-//! transaction. Today that is the route (which downstream MTA receives the mail); the crypto
-//! work adds the method (S/MIME, OpenPGP, domain key, portal, signed only, plain). The SMTP
-//! session gives `452 4.5.3` to a recipient whose treatment differs from the first accepted
-//! recipient's, so one upstream transaction always maps to exactly one downstream one.
+//! transaction: the route (which downstream MTA receives the mail) and the crypto class
+//! (outbound S/MIME, OpenPGP, portal, signed only, plain; inbound for one enrolled user; pass).
+//! The SMTP session gives `452 4.5.3` to a recipient whose treatment differs from the first
+//! accepted recipient's, so one upstream transaction always maps to exactly one downstream one.
+//! At end of data the whole message goes through [`Policy::process`] before the downstream
+//! sees it.
 //!
 //! Pure code: no I/O, decisions only.
 
+use std::time::SystemTime;
+
+use postern_crypto::engine::{Engine, ProcessError};
+use postern_crypto::policy::Class;
+
 use crate::smtp::envelope::{MailFrom, RcptTo};
+use crate::smtp::reply::{self, Reply};
 
 /// Index of a route in the configuration; 0 is the default downstream.
 pub type RouteId = usize;
@@ -17,6 +25,7 @@ pub type RouteId = usize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Treatment {
     pub route: RouteId,
+    pub class: Class,
     /// One line for the log and the message trace: why this treatment.
     pub explanation: String,
 }
@@ -24,13 +33,35 @@ pub struct Treatment {
 impl Treatment {
     /// Whether two recipients can share one downstream transaction.
     pub fn compatible(&self, other: &Treatment) -> bool {
-        self.route == other.route
+        self.route == other.route && self.class == other.class
     }
 }
 
-/// Decides the treatment of each recipient.
+/// A message ready for the downstream, and what was done to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub message: Vec<u8>,
+    pub explanation: String,
+}
+
+/// Decides the treatment of each recipient and applies it to the message.
 pub trait Policy: Send + Sync + std::fmt::Debug {
     fn treatment(&self, sender: &MailFrom, recipient: &RcptTo) -> Treatment;
+
+    /// Applies `treatment` to the message of a transaction (CPU work: the relay runs it off
+    /// the I/O threads). An error is the reply for the upstream's end of data.
+    fn process(
+        &self,
+        _treatment: &Treatment,
+        _sender: &MailFrom,
+        _recipients: &[RcptTo],
+        message: Vec<u8>,
+    ) -> Result<Processed, Reply> {
+        Ok(Processed {
+            message,
+            explanation: "relayed unchanged".into(),
+        })
+    }
 }
 
 /// Routing by recipient domain: the first rule that lists the domain (or a parent domain
@@ -74,13 +105,72 @@ impl Policy for DomainRouter {
             if let Some(p) = patterns.iter().find(|p| domain_matches(p, &domain)) {
                 return Treatment {
                     route: *route,
+                    class: Class::Pass,
                     explanation: format!("route {route}: recipient domain matches {p}"),
                 };
             }
         }
         Treatment {
             route: 0,
+            class: Class::Pass,
             explanation: "default downstream".to_owned(),
+        }
+    }
+}
+
+/// Routing plus the secure-mail engine: the policy `posternd` runs.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub router: DomainRouter,
+    pub engine: Engine,
+}
+
+impl Policy for Gateway {
+    fn treatment(&self, sender: &MailFrom, recipient: &RcptTo) -> Treatment {
+        let route = self.router.treatment(sender, recipient);
+        let d = self
+            .engine
+            .decide(&sender.address, &recipient.address, SystemTime::now());
+        Treatment {
+            route: route.route,
+            class: d.class,
+            explanation: format!("{}; {}", d.explanation, route.explanation),
+        }
+    }
+
+    fn process(
+        &self,
+        treatment: &Treatment,
+        sender: &MailFrom,
+        recipients: &[RcptTo],
+        message: Vec<u8>,
+    ) -> Result<Processed, Reply> {
+        if treatment.class == Class::Pass {
+            return Ok(Processed {
+                message,
+                explanation: treatment.explanation.clone(),
+            });
+        }
+        let rcpts: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        match self.engine.process(
+            &treatment.class,
+            &sender.address,
+            &rcpts,
+            &message,
+            SystemTime::now(),
+        ) {
+            Ok(p) => Ok(Processed {
+                message: p.message,
+                explanation: p.explanation,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "message refused by the crypto policy");
+                Err(match e {
+                    ProcessError::EncryptionImpossible(_) => reply::ENCRYPTION_IMPOSSIBLE,
+                    ProcessError::KeyUnavailable(_) => reply::KEY_UNAVAILABLE,
+                    ProcessError::Crypto(_) => reply::CRYPTO_FAILED,
+                })
+            }
         }
     }
 }

@@ -149,7 +149,7 @@ impl Downstream {
                 sender,
                 recipient,
             } => self.add_recipient(tx, route, &sender, &recipient).await,
-            DownstreamOp::Deliver { tx, message } => self.deliver(tx, &message).await,
+            DownstreamOp::Deliver { tx, message, .. } => self.deliver(tx, &message).await,
         };
         match result {
             Ok(outcome) => outcome,

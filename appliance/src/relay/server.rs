@@ -19,7 +19,9 @@ use super::limits::ConnectionLimits;
 use super::ratelog::RateLimitedLog;
 use crate::policy::Policy;
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::session::{ConnectionInfo, Event, Session, SessionConfig};
+use crate::smtp::session::{
+    ConnectionInfo, DownstreamOp, DownstreamOutcome, Event, Session, SessionConfig,
+};
 
 /// Everything sessions share.
 pub struct Relay {
@@ -127,6 +129,7 @@ async fn run(
     let mut session = Session::new(Arc::clone(&relay.session), Arc::clone(&relay.policy), info);
     let mut downstream = Downstream::new(Arc::clone(&relay.targets), &relay.session.hostname);
     let mut driver = Driver {
+        policy: Arc::clone(&relay.policy),
         session: &mut session,
         downstream: &mut downstream,
         input: Vec::with_capacity(READ_CHUNK),
@@ -168,6 +171,7 @@ enum End<S> {
 }
 
 struct Driver<'a> {
+    policy: Arc<dyn Policy>,
     session: &'a mut Session,
     downstream: &'a mut Downstream,
     input: Vec<u8>,
@@ -210,7 +214,10 @@ impl Driver<'_> {
                     return Ok(End::StartTls(stream));
                 }
                 Event::Downstream(op) => {
-                    let outcome = self.downstream.execute(op).await;
+                    let outcome = match self.apply_policy(op).await {
+                        Ok(op) => self.downstream.execute(op).await,
+                        Err(r) => DownstreamOutcome::Local(r),
+                    };
                     let r = self.session.downstream_done(outcome);
                     log_reply(&r);
                     out.extend_from_slice(&r.encode());
@@ -224,6 +231,43 @@ impl Driver<'_> {
                         return Ok(End::Closed);
                     }
                 }
+            }
+        }
+    }
+
+    /// Runs the policy over a message before it goes downstream: signing and encryption are
+    /// CPU work, done on the blocking pool so other sessions keep moving.
+    async fn apply_policy(&self, op: DownstreamOp) -> Result<DownstreamOp, Reply> {
+        let DownstreamOp::Deliver {
+            tx,
+            message,
+            treatment: Some(treatment),
+            sender,
+            recipients,
+        } = op
+        else {
+            return Ok(op);
+        };
+        let policy = Arc::clone(&self.policy);
+        let job = tokio::task::spawn_blocking(move || {
+            let r = policy.process(&treatment, &sender, &recipients, message);
+            (r, treatment, sender, recipients)
+        });
+        match job.await {
+            Ok((Ok(processed), treatment, sender, recipients)) => {
+                tracing::info!(policy = %processed.explanation, "message processed");
+                Ok(DownstreamOp::Deliver {
+                    tx,
+                    message: processed.message,
+                    treatment: Some(treatment),
+                    sender,
+                    recipients,
+                })
+            }
+            Ok((Err(reply), ..)) => Err(reply),
+            Err(e) => {
+                tracing::error!(error = %e, "policy task failed");
+                Err(reply::CRYPTO_FAILED)
             }
         }
     }

@@ -185,6 +185,21 @@ pub const DOWNSTREAM_NO_SMTPUTF8: Reply = Reply::fixed(
     "5.6.7",
     "Downstream mail server does not support SMTPUTF8",
 );
+pub const ENCRYPTION_IMPOSSIBLE: Reply = Reply::fixed(
+    554,
+    "5.7.1",
+    "Encryption is required but no certificate or key is known for a recipient",
+);
+pub const KEY_UNAVAILABLE: Reply = Reply::fixed(
+    451,
+    "4.7.0",
+    "A recipient's key became unusable during the transaction; try again",
+);
+pub const CRYPTO_FAILED: Reply = Reply::fixed(
+    451,
+    "4.7.0",
+    "Signing or encryption failed on this gateway; try again later",
+);
 
 /// Every fixed reply by name. README.md documents each one; a test keeps the two in step.
 pub const CATALOGUE: &[(&str, Reply)] = &[
@@ -235,6 +250,9 @@ pub const CATALOGUE: &[(&str, Reply)] = &[
     ("MESSAGE_LINE_TOO_LONG", MESSAGE_LINE_TOO_LONG),
     ("ROUTING_LOOP", ROUTING_LOOP),
     ("DOWNSTREAM_NO_SMTPUTF8", DOWNSTREAM_NO_SMTPUTF8),
+    ("ENCRYPTION_IMPOSSIBLE", ENCRYPTION_IMPOSSIBLE),
+    ("KEY_UNAVAILABLE", KEY_UNAVAILABLE),
+    ("CRYPTO_FAILED", CRYPTO_FAILED),
 ];
 
 // --- Replies built from data -----------------------------------------------------------------

@@ -59,7 +59,13 @@ impl Session {
         let mut message = Vec::with_capacity(header.len() + body.len());
         message.extend_from_slice(header.as_bytes());
         message.extend_from_slice(&body);
-        let op = DownstreamOp::Deliver { tx: tx.id, message };
+        let op = DownstreamOp::Deliver {
+            tx: tx.id,
+            message,
+            treatment: tx.treatment.clone(),
+            sender: tx.sender.clone(),
+            recipients: tx.recipients.clone(),
+        };
         self.phase = Phase::Waiting(Pending::Message);
         Event::Downstream(op)
     }
@@ -75,6 +81,7 @@ impl Session {
                 reply::mirrored(code, &text, Stage::Message)
             }
             DownstreamOutcome::Failed(failure) => failure.reply(),
+            DownstreamOutcome::Local(r) => r,
         }
     }
 }

@@ -79,8 +79,15 @@ pub enum DownstreamOp {
         sender: MailFrom,
         recipient: RcptTo,
     },
-    /// Send the message of transaction `tx` (`DATA`, content, end of data).
-    Deliver { tx: u64, message: Vec<u8> },
+    /// Apply the policy to the message of transaction `tx` ([`crate::policy::Policy::process`])
+    /// and send the result (`DATA`, content, end of data).
+    Deliver {
+        tx: u64,
+        message: Vec<u8>,
+        treatment: Option<Treatment>,
+        sender: MailFrom,
+        recipients: Vec<RcptTo>,
+    },
 }
 
 /// How a downstream operation went.
@@ -96,6 +103,9 @@ pub enum DownstreamOutcome {
     },
     /// No verdict from the downstream.
     Failed(DownstreamFailure),
+    /// Postern itself refused the message (policy or crypto) before the downstream saw its
+    /// content; the downstream transaction is abandoned.
+    Local(Reply),
 }
 
 /// Why no verdict came from the downstream; each maps to a 4xx (or, for SMTPUTF8, 5xx) reply.

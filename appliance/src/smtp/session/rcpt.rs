@@ -57,6 +57,7 @@ impl Session {
                 reply::mirrored(code, &text, Stage::Recipient)
             }
             DownstreamOutcome::Refused { stage, code, text } => reply::mirrored(code, &text, stage),
+            DownstreamOutcome::Local(r) => r,
             DownstreamOutcome::Failed(failure) => {
                 let r = failure.reply();
                 // Recipients accepted before are gone with the downstream transaction: the

@@ -340,9 +340,14 @@ impl MemoryKeyStore {
 
     /// Imports a PKCS#12 bundle as a user's S/MIME identity (address from the certificate).
     pub fn import_pkcs12(&self, der: &[u8], password: &str) -> Result<UserSummary, KeyStoreError> {
-        let parsed = Pkcs12::from_der(der)
-            .and_then(|p| p.parse2(password))
-            .map_err(|_| KeyStoreError::Pkcs12)?;
+        let parse = || Pkcs12::from_der(der).and_then(|p| p.parse2(password));
+        let parsed = match parse() {
+            Ok(p) => p,
+            // Bundles from older tools (RC2/3DES, as NSS and Windows write them) need
+            // OpenSSL 3's legacy provider; load it once, next to the default one.
+            Err(_) if legacy_provider() => parse().map_err(|_| KeyStoreError::Pkcs12)?,
+            Err(_) => return Err(KeyStoreError::Pkcs12),
+        };
         let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
             return Err(KeyStoreError::Pkcs12);
         };
@@ -576,6 +581,15 @@ impl MemoryKeyStore {
             .build2(password)?;
         Ok(p12.to_der()?)
     }
+}
+
+/// Loads OpenSSL's legacy provider (keeping the default one); whether it is available.
+fn legacy_provider() -> bool {
+    static LEGACY: std::sync::OnceLock<Option<openssl::provider::Provider>> =
+        std::sync::OnceLock::new();
+    LEGACY
+        .get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok())
+        .is_some()
 }
 
 fn seal_identity(

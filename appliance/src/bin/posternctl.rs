@@ -1,0 +1,280 @@
+//! `posternctl`: manage a Postern node through its control socket.
+
+use std::io::{BufRead as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use postern::control::{Command, Response, socket_path};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "posternctl",
+    version,
+    about = "Manage a Postern secure-mail gateway"
+)]
+struct Cli {
+    /// The node's data directory (its control socket is DATA_DIR/control.sock).
+    #[arg(long, default_value = "/var/lib/postern", global = true)]
+    data_dir: PathBuf,
+    /// Print the raw JSON response.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// Internal users and their keys.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Partners' certificates and keys (harvested or imported).
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// S/MIME trust anchors.
+    #[command(subcommand)]
+    Trust(TrustCmd),
+    /// The built-in certificate authority.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Key maintenance.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCmd {
+    /// Enrol a user: a new S/MIME certificate from the built-in CA and a new OpenPGP key.
+    Enrol {
+        address: String,
+    },
+    List,
+    Remove {
+        address: String,
+    },
+    /// Print the user's S/MIME certificates (PEM).
+    Cert {
+        address: String,
+    },
+    /// Print the user's OpenPGP public keys (armored).
+    Pgp {
+        address: String,
+    },
+    /// Write the user's current S/MIME certificate and key as PKCS#12.
+    Pkcs12 {
+        address: String,
+        /// File holding the password that protects the bundle (first line).
+        #[arg(long)]
+        password_file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Import a PKCS#12 bundle as a user's S/MIME identity.
+    ImportPkcs12 {
+        file: PathBuf,
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+    /// Import an OpenPGP secret key (armored or binary) as a user's key.
+    ImportPgp {
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCmd {
+    /// Import certificates (PEM) or OpenPGP public keys of partners.
+    Import {
+        file: PathBuf,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCmd {
+    /// Trust the CA certificates (PEM) in FILE for verifying S/MIME signatures.
+    Add { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Print the CA certificate (PEM), to give to partners.
+    Cert,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Run the rollover check now (normally hourly).
+    Rollover,
+}
+
+fn b64_file(path: &PathBuf) -> anyhow::Result<String> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(openssl::base64::encode_block(&data))
+}
+
+fn password(path: &PathBuf) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+fn request(cli: &Cli) -> anyhow::Result<Command> {
+    Ok(match &cli.what {
+        What::User(u) => match u {
+            UserCmd::Enrol { address } => Command::UserEnrol {
+                address: address.clone(),
+            },
+            UserCmd::List => Command::UserList,
+            UserCmd::Remove { address } => Command::UserRemove {
+                address: address.clone(),
+            },
+            UserCmd::Cert { address } => Command::UserCert {
+                address: address.clone(),
+            },
+            UserCmd::Pgp { address } => Command::UserPgp {
+                address: address.clone(),
+            },
+            UserCmd::Pkcs12 {
+                address,
+                password_file,
+                ..
+            } => Command::UserPkcs12 {
+                address: address.clone(),
+                password: password(password_file)?,
+            },
+            UserCmd::ImportPkcs12 {
+                file,
+                password_file,
+            } => Command::ImportPkcs12 {
+                data: b64_file(file)?,
+                password: password(password_file)?,
+            },
+            UserCmd::ImportPgp { file } => Command::ImportPgpSecret {
+                data: b64_file(file)?,
+            },
+        },
+        What::Partner(PartnerCmd::Import { file }) => Command::ImportPublic {
+            data: b64_file(file)?,
+        },
+        What::Partner(PartnerCmd::List) => Command::PartnerList,
+        What::Trust(TrustCmd::Add { file }) => Command::TrustAdd {
+            data: b64_file(file)?,
+        },
+        What::Ca(CaCmd::Cert) => Command::CaCert,
+        What::Keys(KeysCmd::Rollover) => Command::Rollover,
+    })
+}
+
+fn call(cli: &Cli, cmd: &Command) -> anyhow::Result<Response> {
+    let path = socket_path(&cli.data_dir);
+    let mut s = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "cannot reach posternd at {} (is it running, and may you use it?)",
+            path.display()
+        )
+    })?;
+    let mut line = serde_json::to_vec(cmd)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut reply = String::new();
+    std::io::BufReader::new(s).read_line(&mut reply)?;
+    serde_json::from_str(&reply).context("posternd sent an unreadable response")
+}
+
+fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match (&cli.what, data) {
+        (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
+            let der = openssl::base64::decode_block(b64)?;
+            std::fs::write(output, der)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            writeln!(out, "wrote {}", output.display())?;
+        }
+        (_, serde_json::Value::String(s)) => write!(out, "{s}")?,
+        (_, serde_json::Value::Array(items)) => {
+            for item in items {
+                writeln!(out, "{}", summary_line(item))?;
+            }
+        }
+        (_, serde_json::Value::Null) => writeln!(out, "done")?,
+        (_, v) => writeln!(out, "{}", summary_line(v))?,
+    }
+    Ok(())
+}
+
+/// One line per user/partner: address, S/MIME serials with expiry, OpenPGP fingerprints.
+fn summary_line(v: &serde_json::Value) -> String {
+    let Some(address) = v.get("address").and_then(|a| a.as_str()) else {
+        return v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    };
+    let smime: Vec<String> = v
+        .get("smime")
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let serial = c.get("serial").and_then(|s| s.as_str()).unwrap_or("?");
+                    let end = c.get("not_after").and_then(|s| s.as_u64()).unwrap_or(0);
+                    format!("{serial} (until {})", end / 86_400 * 86_400)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pgp: Vec<&str> = v
+        .get("pgp")
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    format!(
+        "{address}\tS/MIME: {}\tOpenPGP: {}",
+        if smime.is_empty() {
+            "-".into()
+        } else {
+            smime.join(", ")
+        },
+        if pgp.is_empty() {
+            "-".into()
+        } else {
+            pgp.join(", ")
+        }
+    )
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let cmd = request(cli)?;
+    let response = call(cli, &cmd)?;
+    if cli.json {
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&response)?
+        )?;
+        return if response.ok {
+            Ok(())
+        } else {
+            bail!("command failed")
+        };
+    }
+    if !response.ok {
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "command failed".into())
+        );
+    }
+    print_human(cli, &response.data)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posternctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
