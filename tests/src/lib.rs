@@ -7,6 +7,7 @@
 //! turns the skip into a failure.
 
 pub mod client;
+pub mod pki;
 pub mod posternd;
 pub mod postfix;
 pub mod sink;

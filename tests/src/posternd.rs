@@ -22,7 +22,16 @@ pub fn binary() -> PathBuf {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "postern", "--bin", "posternd"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "postern",
+            "--bin",
+            "posternd",
+            "--bin",
+            "posternctl",
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -159,6 +168,30 @@ impl Drop for Posternd {
         if std::thread::panicking() {
             eprintln!("--- posternd log ---\n{}", self.log());
         }
+    }
+}
+
+impl Posternd {
+    /// Runs `posternctl` against this instance; panics with its stderr when it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = self.ctl_output(args);
+        assert!(
+            out.status.success(),
+            "posternctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `posternctl` against this instance and returns whatever happened.
+    pub fn ctl_output(&self, args: &[&str]) -> Output {
+        let ctl = binary().with_file_name("posternctl");
+        Command::new(ctl)
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .output()
+            .expect("run posternctl")
     }
 }
 

@@ -21,6 +21,24 @@ impl SunkMessage {
         String::from_utf8_lossy(&self.content).into_owned()
     }
 
+    /// The content as it was on the wire: smtp-sink dumps lines with LF and ends the dump
+    /// with one empty line of its own; SMTP carried CRLF and no such line.
+    pub fn wire(&self) -> Vec<u8> {
+        let content = self
+            .content
+            .strip_suffix(b"\n")
+            .filter(|c| c.ends_with(b"\n"))
+            .unwrap_or(&self.content);
+        let mut out = Vec::with_capacity(content.len() + content.len() / 30);
+        for (i, b) in content.iter().enumerate() {
+            if *b == b'\n' && (i == 0 || content[i - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(*b);
+        }
+        out
+    }
+
     /// The value of the first header with this name.
     pub fn header(&self, name: &str) -> Option<String> {
         let text = self.text();

@@ -1,4 +1,5 @@
 //! End-to-end tests against real peers, one module per capability:
 //! `cargo test -p postern-tests relay` runs the relay's.
 
+mod crypto;
 mod relay;
