@@ -27,7 +27,7 @@ fn with_header(header: &[&str], entity: &[u8]) -> String {
 fn enrol_alice(p: &Posternd) -> std::path::PathBuf {
     p.ctl(&["user", "enrol", "alice@example.com"]);
     let cert = p.dir.join("alice.pem");
-    std::fs::write(&cert, p.ctl(&["user", "cert", "alice@example.com"])).unwrap();
+    std::fs::write(&cert, p.ctl(&["user", "cert", "alice@example.com"])).expect("test setup");
     cert
 }
 
@@ -40,13 +40,17 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
     let carol = partner_ca.issue("carol@partner.example");
     let (p, sink) = gateway("");
     let alice_cert = enrol_alice(&p);
-    p.ctl(&["trust", "add", partner_ca.cert.to_str().unwrap()]);
+    p.ctl(&[
+        "trust",
+        "add",
+        partner_ca.cert.to_str().expect("test setup"),
+    ]);
     let dir = p.dir.join("");
     std::fs::write(
         dir.join("entity.txt"),
         "Content-Type: text/plain\r\n\r\nHello Alice, the contract.\r\n",
     )
-    .unwrap();
+    .expect("test setup");
     let signed = must(
         &dir,
         "openssl",
@@ -54,15 +58,15 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
             "cms",
             "-sign",
             "-signer",
-            carol.cert.to_str().unwrap(),
+            carol.cert.to_str().expect("test setup"),
             "-inkey",
-            carol.key.to_str().unwrap(),
+            carol.key.to_str().expect("test setup"),
             "-in",
             "entity.txt",
         ],
         b"",
     );
-    std::fs::write(dir.join("signed.eml"), crlf(&signed)).unwrap();
+    std::fs::write(dir.join("signed.eml"), crlf(&signed)).expect("test setup");
     let enc = must(
         &dir,
         "openssl",
@@ -72,7 +76,7 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
             "-aes256",
             "-in",
             "signed.eml",
-            alice_cert.to_str().unwrap(),
+            alice_cert.to_str().expect("test setup"),
         ],
         b"",
     );
@@ -96,7 +100,7 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
         m.header("x-postern-encrypted").as_deref(),
         Some("decrypted (S/MIME)")
     );
-    let sig = m.header("x-postern-signature").unwrap();
+    let sig = m.header("x-postern-signature").expect("test setup");
     assert!(
         sig.starts_with("valid (S/MIME: signer carol@partner.example)"),
         "{sig}"
@@ -124,9 +128,9 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
         &["carol@partner.example"],
         &reply,
     );
-    let policy = r.header("x-postern-policy").unwrap();
+    let policy = r.header("x-postern-policy").expect("test setup");
     assert!(policy.contains("S/MIME encrypted"), "{policy}");
-    std::fs::write(dir.join("reply.eml"), &r.wire()).unwrap();
+    std::fs::write(dir.join("reply.eml"), r.wire()).expect("test setup");
     let inner = must(
         &dir,
         "openssl",
@@ -134,9 +138,9 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
             "cms",
             "-decrypt",
             "-recip",
-            carol.cert.to_str().unwrap(),
+            carol.cert.to_str().expect("test setup"),
             "-inkey",
-            carol.key.to_str().unwrap(),
+            carol.key.to_str().expect("test setup"),
             "-in",
             "reply.eml",
         ],
@@ -190,7 +194,7 @@ fn crypto_gpg_pgp_mime_with_autocrypt_is_decrypted_verified_and_harvested() {
     ];
     lines.push(
         String::from_utf8(crlf(&armored))
-            .unwrap()
+            .expect("test setup")
             .trim_end()
             .to_owned(),
     );
@@ -211,7 +215,7 @@ fn crypto_gpg_pgp_mime_with_autocrypt_is_decrypted_verified_and_harvested() {
     );
     assert!(
         m.header("x-postern-signature")
-            .unwrap()
+            .expect("test setup")
             .starts_with("valid (OpenPGP"),
         "{}",
         m.text()
@@ -301,7 +305,7 @@ fn crypto_inline_pgp_is_decrypted_but_unprotected_ciphertext_never() {
         &sed,
     );
     let m = relay(&p, &sink, "x@outside.example", &["alice@example.com"], &msg);
-    let verdict = m.header("x-postern-encrypted").unwrap();
+    let verdict = m.header("x-postern-encrypted").expect("test setup");
     assert!(verdict.starts_with("not decrypted"), "{verdict}");
     assert!(!m.text().contains("malleable"));
     // Inline ciphertext mixed into other text is left alone (no mixing of protected and
@@ -321,7 +325,7 @@ fn crypto_inline_pgp_is_decrypted_but_unprotected_ciphertext_never() {
     assert!(!m.text().contains("inline secret"));
     assert!(
         m.header("x-postern-policy")
-            .unwrap()
+            .expect("test setup")
             .contains("not decrypted")
     );
     let _ = run_in;
@@ -355,7 +359,7 @@ fn crypto_forged_markers_are_removed_and_plain_mail_is_untouched() {
     assert_eq!(m.header("x-postern-signature"), None);
     assert!(
         m.header("x-postern-policy")
-            .unwrap()
+            .expect("test setup")
             .contains("forged subject marker [signed] removed")
     );
     assert!(m.wire().ends_with(b"\r\n\r\nDo it.\r\n"));

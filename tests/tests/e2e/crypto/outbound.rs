@@ -30,8 +30,8 @@ fn crypto_signed_mail_verifies_with_openssl_cms() {
     let policy = m.header("x-postern-policy").expect("policy header");
     assert!(policy.starts_with("S/MIME signed"), "{policy}");
     let dir = p.dir.join("");
-    std::fs::write(dir.join("ca.pem"), ca).unwrap();
-    std::fs::write(dir.join("signed.eml"), &m.wire()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca).expect("test setup");
+    std::fs::write(dir.join("signed.eml"), m.wire()).expect("test setup");
     let content = must(
         &dir,
         "openssl",
@@ -53,7 +53,7 @@ fn crypto_signed_mail_verifies_with_openssl_cms() {
     );
     // The signature does not survive a changed byte.
     let tampered = m.text().replacen("The numbers", "The Numbers", 1);
-    std::fs::write(dir.join("tampered.eml"), tampered).unwrap();
+    std::fs::write(dir.join("tampered.eml"), tampered).expect("test setup");
     let out = postern_tests::pki::run_in(
         &dir,
         "openssl",
@@ -80,7 +80,7 @@ fn crypto_encrypted_to_partner_certificate_decrypts_with_openssl_cms() {
     let bob = partner_ca.issue("bob@partner.example");
     let (p, sink) = gateway("");
     p.ctl(&["user", "enrol", "alice@example.com"]);
-    let out = p.ctl(&["partner", "import", bob.cert.to_str().unwrap()]);
+    let out = p.ctl(&["partner", "import", bob.cert.to_str().expect("test setup")]);
     assert!(out.contains("bob@partner.example"), "{out}");
     let m = relay(
         &p,
@@ -96,11 +96,11 @@ fn crypto_encrypted_to_partner_certificate_decrypts_with_openssl_cms() {
     );
     assert!(
         m.header("content-type")
-            .unwrap()
+            .expect("test setup")
             .starts_with("application/pkcs7-mime; smime-type=enveloped-data")
     );
     let dir = p.dir.join("");
-    std::fs::write(dir.join("enc.eml"), &m.wire()).unwrap();
+    std::fs::write(dir.join("enc.eml"), m.wire()).expect("test setup");
     let inner = must(
         &dir,
         "openssl",
@@ -109,17 +109,17 @@ fn crypto_encrypted_to_partner_certificate_decrypts_with_openssl_cms() {
             "-decrypt",
             "-binary",
             "-recip",
-            bob.cert.to_str().unwrap(),
+            bob.cert.to_str().expect("test setup"),
             "-inkey",
-            bob.key.to_str().unwrap(),
+            bob.key.to_str().expect("test setup"),
             "-in",
             "enc.eml",
         ],
         b"",
     );
     // Inside: Alice's signature over the original entity.
-    std::fs::write(dir.join("inner.eml"), &inner).unwrap();
-    std::fs::write(dir.join("ca.pem"), p.ctl(&["ca", "cert"])).unwrap();
+    std::fs::write(dir.join("inner.eml"), &inner).expect("test setup");
+    std::fs::write(dir.join("ca.pem"), p.ctl(&["ca", "cert"])).expect("test setup");
     let content = must(
         &dir,
         "openssl",
@@ -147,8 +147,8 @@ fn crypto_encrypted_to_partner_openpgp_key_decrypts_with_gpg() {
     let (p, sink) = gateway("");
     p.ctl(&["user", "enrol", "alice@example.com"]);
     let key = p.dir.join("dave.asc");
-    std::fs::write(&key, gpg.export("dave@partner.example")).unwrap();
-    p.ctl(&["partner", "import", key.to_str().unwrap()]);
+    std::fs::write(&key, gpg.export("dave@partner.example")).expect("test setup");
+    p.ctl(&["partner", "import", key.to_str().expect("test setup")]);
     // Dave knows Alice's key, so he can check her signature inside.
     gpg.import(p.ctl(&["user", "pgp", "alice@example.com"]).as_bytes());
     let m = relay(
@@ -158,14 +158,14 @@ fn crypto_encrypted_to_partner_openpgp_key_decrypts_with_gpg() {
         &["dave@partner.example"],
         &message("p1", "Q3"),
     );
-    let policy = m.header("x-postern-policy").unwrap();
+    let policy = m.header("x-postern-policy").expect("test setup");
     assert!(
         policy.starts_with("OpenPGP signed and encrypted"),
         "{policy}"
     );
     assert!(
         m.header("content-type")
-            .unwrap()
+            .expect("test setup")
             .starts_with("multipart/encrypted; protocol=\"application/pgp-encrypted\"")
     );
     let out = gpg.run(&["--decrypt"], &pgp_block(&m.text(), "MESSAGE"));
@@ -198,7 +198,11 @@ fn crypto_subject_tags_and_required_encryption() {
         &message("t1", "[nosign] Lunch"),
     );
     assert_eq!(m.header("subject").as_deref(), Some("Lunch"));
-    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        m.header("content-type")
+            .expect("test setup")
+            .starts_with("text/plain")
+    );
     // [secure] to someone without a key and without a portal: refused, permanently.
     let mut c = postern_tests::client::Client::ready(p.addr);
     let r = c.send_mail(
@@ -211,7 +215,7 @@ fn crypto_subject_tags_and_required_encryption() {
     // Recipients that need different methods are split with 452 4.5.3.
     let partner_ca = OpensslCa::new("Partner CA");
     let bob = partner_ca.issue("bob@partner.example");
-    p.ctl(&["partner", "import", bob.cert.to_str().unwrap()]);
+    p.ctl(&["partner", "import", bob.cert.to_str().expect("test setup")]);
     c.cmd("MAIL FROM:<alice@example.com>", 250);
     c.cmd("RCPT TO:<bob@partner.example>", 250);
     let r = c.cmd("RCPT TO:<x@else.example>", 452);
