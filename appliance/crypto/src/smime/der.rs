@@ -28,10 +28,14 @@ pub enum CmsType {
     Other,
 }
 
-/// One TLV: (tag, content, rest).
+/// One TLV: (tag, content, rest). BER indefinite lengths (NSS writes them) are read as
+/// "the rest of the input": enough for scanning, which is all this module does.
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
+    if first == 0x80 {
+        return (tag & 0x20 != 0).then_some((tag, rest, &[][..]));
+    }
     let len = if first < 0x80 {
         usize::from(first)
     } else {

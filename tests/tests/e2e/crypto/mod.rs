@@ -22,11 +22,16 @@ fn have_tools(test: &str) -> bool {
 
 /// A gateway for `example.com` relaying to a fresh smtp-sink.
 fn gateway(extra: &str) -> (Posternd, Sink) {
+    gateway_for(DOMAIN, extra)
+}
+
+/// A gateway protecting `domain`.
+fn gateway_for(domain: &str, extra: &str) -> (Posternd, Sink) {
     let sink = Sink::start(&[]);
     let p = Posternd::start(
         &sink.addr(),
         "",
-        &format!("[crypto]\ninternal_domains = [\"{DOMAIN}\"]\n{extra}"),
+        &format!("[crypto]\ninternal_domains = [\"{domain}\"]\n{extra}"),
     );
     (p, sink)
 }
