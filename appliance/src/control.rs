@@ -95,6 +95,7 @@ impl Response {
 #[derive(Debug, Clone)]
 pub struct Handler {
     pub keys: Arc<MemoryKeyStore>,
+    pub files: crate::keystore::KeyFiles,
     pub key_validity: Duration,
 }
 
@@ -103,7 +104,20 @@ fn b64d(s: &str) -> Result<Vec<u8>, String> {
 }
 
 impl Handler {
+    /// Executes `cmd`; a change is on disk before the response says it is done.
     pub fn execute(&self, cmd: Command) -> Response {
+        let before = self.keys.generation();
+        let response = self.apply(cmd);
+        if self.keys.generation() != before
+            && let Err(e) = self.files.save(&self.keys)
+        {
+            tracing::error!(error = %e, "cannot save the key store");
+            return Response::err(format!("the change is active but could not be saved: {e}"));
+        }
+        response
+    }
+
+    fn apply(&self, cmd: Command) -> Response {
         let now = SystemTime::now();
         let keys = &self.keys;
         let json = |v: Result<serde_json::Value, String>| match v {
@@ -171,11 +185,6 @@ impl Handler {
                     .map_err(|e| e.to_string()),
             ),
         }
-    }
-
-    /// Whether the store has changes the caller should persist.
-    pub fn generation(&self) -> u64 {
-        self.keys.generation()
     }
 }
 

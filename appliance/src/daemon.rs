@@ -127,6 +127,7 @@ impl Daemon {
             control,
             handler: Handler {
                 keys,
+                files: key_files.clone(),
                 key_validity: crypto.key_validity,
             },
             key_files,

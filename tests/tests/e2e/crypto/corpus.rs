@@ -231,8 +231,12 @@ fn crypto_corpus_smime_verdicts_match_openssl() {
     );
 }
 
-/// The armored block of `kind` in an entity's decoded body, when the body is only that.
-fn top_level_pgp(entity: &[u8]) -> Option<(&'static str, Vec<u8>, Option<Vec<u8>>)> {
+/// (shape, data, detached signature) of a top-level OpenPGP entity.
+type PgpShape = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// The OpenPGP structure of an entity when the whole entity is one: PGP/MIME encrypted or
+/// signed, or a body that is only an armored block.
+fn top_level_pgp(entity: &[u8]) -> Option<PgpShape> {
     let parts = mime::split(entity);
     let header = Header::parse(parts.header);
     let ct = content_type(entity);

@@ -4,6 +4,7 @@
 
 mod corpus;
 mod inbound;
+mod lifecycle;
 mod outbound;
 
 use std::time::Duration;
