@@ -4,9 +4,11 @@
 # index is refreshed only when something must be installed.
 set -euo pipefail
 
-# Build: a C compiler for ring. Tests: Postfix (smtpd, smtp-sink, smtp-source) as real
-# peers, openssl for certificate checks. Demo: swaks to send a test message.
-PACKAGES=(build-essential pkg-config ca-certificates openssl postfix swaks libnet-ssleay-perl procps iproute2)
+# Build: a C compiler for ring; OpenSSL headers for S/MIME and sequoia's OpenSSL backend
+# (whose bindings need libclang). Tests: Postfix (smtpd, smtp-sink, smtp-source), openssl
+# and gpg as real peers. Demo: swaks to send a test message.
+PACKAGES=(build-essential pkg-config libssl-dev libclang-dev ca-certificates openssl gnupg
+  postfix swaks libnet-ssleay-perl procps iproute2)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
