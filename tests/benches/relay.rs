@@ -21,14 +21,13 @@
 //! small blocking client (one thread per session): time from writing the final `CRLF.CRLF`
 //! to reading the reply. Progress goes to stderr, the Markdown report to stdout.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use postern_tests::client::Client;
+use postern_tests::load::{CountingSink, process_cpu, smtp_source};
 use postern_tests::posternd::Posternd;
 use postern_tests::postfix::{Postfix, PostfixOptions};
 use postern_tests::{free_port, peers_available, root_available, wait_for, which};
@@ -39,83 +38,6 @@ const SIZES: [usize; 2] = [10 * 1024, 100 * 1024];
 const SESSIONS: [usize; 2] = [1, 20];
 /// How long the delivered counts may lag behind the senders (Postfix queues drain).
 const SETTLE: Duration = Duration::from_secs(180);
-
-/// `smtp-sink` without dump files; its `-c` counter (`sess=… quit=… mesg=N\r` on stdout,
-/// flushed per update) is followed by a thread. Killed by PID on drop.
-#[derive(Debug)]
-struct CountingSink {
-    child: Child,
-    port: u16,
-    delivered: Arc<AtomicU64>,
-}
-
-impl CountingSink {
-    fn start() -> CountingSink {
-        let port = free_port();
-        let mut child = Command::new(which("smtp-sink").expect("smtp-sink installed"))
-            .args(["-u", "nobody", "-c"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("1024")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start smtp-sink");
-        let mut out = child.stdout.take().expect("smtp-sink stdout");
-        let delivered = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&delivered);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut line = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                for &b in &buf[..n] {
-                    if b == b'\r' || b == b'\n' {
-                        if let Some(m) = parse_mesg(&line) {
-                            counter.store(m, Ordering::Relaxed);
-                        }
-                        line.clear();
-                    } else {
-                        line.push(b);
-                    }
-                }
-            }
-        });
-        wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        })
-        .expect("smtp-sink did not start listening");
-        CountingSink {
-            child,
-            port,
-            delivered,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-}
-
-fn parse_mesg(line: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(line).ok()?;
-    text.split_whitespace()
-        .find_map(|f| f.strip_prefix("mesg="))
-        .and_then(|v| v.parse().ok())
-}
-
-impl Drop for CountingSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Debug)]
 enum Kind {
@@ -177,19 +99,6 @@ impl Target {
     }
 }
 
-/// CPU time of a process (user + system), from /proc/PID/stat.
-fn process_cpu(pid: u32, tick: f64) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // fields after the ")" of comm: state is field 3, utime 14, stime 15
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    Duration::from_secs_f64(ticks / tick)
-}
-
 /// Busy and total jiffies of the whole machine, from /proc/stat.
 fn host_cpu() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -212,41 +121,6 @@ fn proc_status(pid: u32, key: &str) -> String {
         .lines()
         .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_owned()))
         .unwrap_or_else(|| "?".into())
-}
-
-/// Runs `smtp-source -d`; returns the wall clock or an error with its output.
-fn smtp_source(addr: SocketAddr, sessions: usize, count: u64, size: usize) -> Result<f64, String> {
-    let start = Instant::now();
-    let mut child = Command::new(which("smtp-source").expect("smtp-source installed"))
-        .arg("-d")
-        .args(["-s", &sessions.to_string()])
-        .args(["-m", &count.to_string()])
-        .args(["-l", &size.to_string()])
-        .args(["-f", FROM, "-t", TO])
-        .arg(addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start smtp-source");
-    let pid = child.id();
-    let done = wait_for(Duration::from_secs(600), || child.try_wait().ok().flatten());
-    let elapsed = start.elapsed().as_secs_f64();
-    if done.is_none() {
-        postern_tests::signal(pid, "KILL");
-        let _ = child.wait();
-        return Err(format!("smtp-source to {addr} did not finish in 600 s"));
-    }
-    let out = child.wait_with_output().expect("smtp-source output");
-    if !out.status.success() {
-        return Err(format!(
-            "smtp-source to {addr} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(elapsed)
 }
 
 /// A message like smtp-source's: a few headers, then `size` bytes of 80-byte lines.
@@ -357,7 +231,7 @@ fn measure(
     let label = format!("[{}, {sessions} sess] {}", kb(size), t.name);
     // Warm-up, also sizing the measured run.
     let warm = (sessions as u64 * 10).max(50);
-    let warm_secs = smtp_source(t.addr, sessions, warm, size)?;
+    let warm_secs = smtp_source(t.addr, sessions, warm, size, (FROM, TO, 1))?;
     t.sent += warm;
     t.settle()?;
     let per = sessions as u64;
@@ -375,7 +249,7 @@ fn measure(
         attempt += 1;
         let cpu0 = pid.map(|p| process_cpu(p, tick));
         let host0 = host_cpu();
-        let secs = smtp_source(t.addr, sessions, count, size)?;
+        let secs = smtp_source(t.addr, sessions, count, size, (FROM, TO, 1))?;
         let host1 = host_cpu();
         let cpu1 = pid.map(|p| process_cpu(p, tick));
         t.sent += count;

@@ -7,6 +7,7 @@
 //! turns the skip into a failure.
 
 pub mod client;
+pub mod load;
 pub mod pki;
 pub mod posternd;
 pub mod postfix;
@@ -111,6 +112,18 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// LF → CRLF where a line ends in a bare LF (what an MTA does to a file it submits).
+pub fn crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 30);
+    for (i, b) in data.iter().enumerate() {
+        if *b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(*b);
+    }
+    out
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.

@@ -152,6 +152,20 @@ pub struct Gpg {
     pub home: Scratch,
 }
 
+impl Drop for Gpg {
+    /// gpg starts a gpg-agent per home; end it with the home.
+    fn drop(&mut self) {
+        let home = self.home.join("");
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--kill", "gpg-agent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 impl Default for Gpg {
     fn default() -> Self {
         Self::new()

@@ -29,14 +29,7 @@ impl SunkMessage {
             .strip_suffix(b"\n")
             .filter(|c| c.ends_with(b"\n"))
             .unwrap_or(&self.content);
-        let mut out = Vec::with_capacity(content.len() + content.len() / 30);
-        for (i, b) in content.iter().enumerate() {
-            if *b == b'\n' && (i == 0 || content[i - 1] != b'\r') {
-                out.push(b'\r');
-            }
-            out.push(*b);
-        }
-        out
+        crate::crlf(content)
     }
 
     /// The value of the first header with this name.

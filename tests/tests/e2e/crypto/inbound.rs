@@ -1,22 +1,11 @@
 //! Inbound: Postern opens what openssl and gpg produce, verifies, harvests only from verified
 //! signatures, answers harvested partners encrypted, and removes forged verdicts.
 
+use postern_tests::crlf;
 use postern_tests::pki::{Gpg, OpensslCa, must, run_in};
 use postern_tests::posternd::Posternd;
 
 use super::{body_of, gateway, have_tools, mail, pgp_block, relay};
-
-/// LF → CRLF (what an MTA does with a file before sending it).
-fn crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 30);
-    for (i, b) in data.iter().enumerate() {
-        if *b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(*b);
-    }
-    out
-}
 
 fn with_header(header: &[&str], entity: &[u8]) -> String {
     let mut m = mail(header).into_bytes();

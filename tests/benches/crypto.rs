@@ -1,0 +1,324 @@
+//! What signing and encryption cost (issue 8): CPU per signed message against the raw RSA
+//! sign time of `openssl speed rsa2048` measured in the same run, and messages/s through
+//! `posternd` for sign, sign+encrypt (1 and 5 recipients) and OpenPGP encrypt, against
+//! pass-through and a Postfix relay measured side by side.
+//!
+//! `cargo bench -p postern-tests --bench crypto` (or `scripts/bench.sh crypto`). Needs root,
+//! Postfix, openssl and gpg. Progress on stderr, the Markdown report on stdout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use postern_crypto::keys::ca::Ca;
+use postern_crypto::smime;
+use postern_tests::load::{CountingSink, process_cpu, smtp_source};
+use postern_tests::pki::{Gpg, OpensslCa, must};
+use postern_tests::posternd::Posternd;
+use postern_tests::postfix::{Postfix, PostfixOptions};
+use postern_tests::{peers_available, root_available, wait_for};
+
+const FROM: &str = "from@bench.example";
+const TO: &str = "to@partner.example";
+const SIZE: usize = 10 * 1024;
+const SESSIONS: usize = 4;
+const ROUNDS: usize = 3;
+/// Each measured pass lasts about this long.
+const PASS: Duration = Duration::from_secs(5);
+
+/// Seconds per RSA-2048 signature, from `openssl speed -mr` (one core).
+fn openssl_rsa2048_sign() -> f64 {
+    let out = must(
+        std::path::Path::new("/tmp"),
+        "openssl",
+        &["speed", "-seconds", "3", "-mr", "rsa2048"],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out);
+    // "+F2:<n>:2048:<signs per second>:<verifies per second>"
+    let per_second: f64 = text
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"+F2") && f.get(2) == Some(&"2048"))
+                .then(|| f.get(3)?.parse().ok())
+                .flatten()
+        })
+        .expect("openssl speed output has an +F2 line for rsa2048");
+    1.0 / per_second
+}
+
+/// Seconds per `smime::sign` of a 10 KB entity, in process, one thread.
+fn postern_sign() -> f64 {
+    let now = SystemTime::now();
+    let ca = Ca::generate("Bench CA", now, Duration::from_secs(86_400)).expect("ca");
+    let id = ca
+        .issue(FROM, now, now + Duration::from_secs(3600))
+        .expect("id");
+    let mut entity = b"Content-Type: text/plain\r\n\r\n".to_vec();
+    while entity.len() < SIZE {
+        entity.extend_from_slice(
+            b"0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n",
+        );
+    }
+    for _ in 0..50 {
+        smime::sign(&entity, &id).expect("sign");
+    }
+    let n = 2000;
+    let start = Instant::now();
+    for _ in 0..n {
+        smime::sign(&entity, &id).expect("sign");
+    }
+    start.elapsed().as_secs_f64() / f64::from(n)
+}
+
+struct Scenario {
+    name: &'static str,
+    addr: SocketAddr,
+    sink: CountingSink,
+    pid: Option<u32>,
+    recipients: usize,
+    sent: u64,
+    rates: Vec<f64>,
+    cpu_per_msg: Vec<f64>,
+    _keep: Keep,
+}
+
+#[allow(dead_code)]
+enum Keep {
+    Postern(Posternd),
+    Postfix(Postfix),
+}
+
+fn posternd(sink: &CountingSink, crypto: bool) -> Posternd {
+    let extra = if crypto {
+        "[crypto]\ninternal_domains = [\"bench.example\"]\npolicy_header = false\n"
+    } else {
+        ""
+    };
+    let p = Posternd::start(&sink.addr(), "max_connections_per_ip = 500", extra);
+    if crypto {
+        p.ctl(&["user", "enrol", FROM]);
+    }
+    p
+}
+
+fn scenario(
+    name: &'static str,
+    sink: CountingSink,
+    keep: Keep,
+    addr: SocketAddr,
+    recipients: usize,
+) -> Scenario {
+    let pid = match &keep {
+        Keep::Postern(p) => Some(p.pid()),
+        Keep::Postfix(_) => None,
+    };
+    Scenario {
+        name,
+        addr,
+        sink,
+        pid,
+        recipients,
+        sent: 0,
+        rates: Vec::new(),
+        cpu_per_msg: Vec::new(),
+        _keep: keep,
+    }
+}
+
+fn settle(s: &Scenario) {
+    let ok = wait_for(Duration::from_secs(180), || {
+        (s.sink.delivered() >= s.sent).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "{}: {} of {} delivered",
+        s.name,
+        s.sink.delivered(),
+        s.sent
+    );
+}
+
+fn measure(s: &mut Scenario, tick: f64) {
+    let warm = 20;
+    let secs =
+        smtp_source(s.addr, SESSIONS, warm, SIZE, (FROM, TO, s.recipients)).expect("warm-up");
+    s.sent += warm;
+    settle(s);
+    let count = ((warm as f64 / secs) * PASS.as_secs_f64()).clamp(50.0, 20_000.0) as u64;
+    let cpu0 = s.pid.map(|p| process_cpu(p, tick));
+    let secs = smtp_source(s.addr, SESSIONS, count, SIZE, (FROM, TO, s.recipients)).expect("pass");
+    s.sent += count;
+    settle(s);
+    let cpu1 = s.pid.map(|p| process_cpu(p, tick));
+    s.rates.push(count as f64 / secs);
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        s.cpu_per_msg.push((b - a).as_secs_f64() / count as f64);
+    }
+}
+
+/// `writeln!` into a String (cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() {
+    if !peers_available(
+        "crypto bench",
+        &["smtp-source", "smtp-sink", "postfix", "openssl", "gpg"],
+    ) || !root_available("crypto bench")
+    {
+        return;
+    }
+    let tick = 100.0;
+    // RSA before and after the in-process signing, so drift hits both alike.
+    eprintln!("crypto bench: openssl speed rsa2048 …");
+    let rsa_before = openssl_rsa2048_sign();
+    eprintln!("crypto bench: in-process S/MIME sign …");
+    let sign = postern_sign();
+    eprintln!("crypto bench: openssl speed rsa2048 again …");
+    let rsa = (rsa_before + openssl_rsa2048_sign()) / 2.0;
+
+    eprintln!("crypto bench: starting targets …");
+    let partner = OpensslCa::new("Bench Partner CA");
+    let gpg = Gpg::new();
+    gpg.generate(TO);
+    let mut scenarios = Vec::new();
+    {
+        let sink = CountingSink::start();
+        let pf = Postfix::start("bench-crypto-relay", &PostfixOptions::relay_to(sink.port));
+        let addr = pf.addr();
+        scenarios.push(scenario(
+            "Postfix relay (queue, fsync)",
+            sink,
+            Keep::Postfix(pf),
+            addr,
+            1,
+        ));
+    }
+    {
+        let sink = CountingSink::start();
+        let p = posternd(&sink, false);
+        let addr = p.addr;
+        scenarios.push(scenario(
+            "posternd pass-through",
+            sink,
+            Keep::Postern(p),
+            addr,
+            1,
+        ));
+    }
+    {
+        let sink = CountingSink::start();
+        let p = posternd(&sink, true);
+        let addr = p.addr;
+        scenarios.push(scenario(
+            "posternd S/MIME sign",
+            sink,
+            Keep::Postern(p),
+            addr,
+            1,
+        ));
+    }
+    for recipients in [1, 5] {
+        let sink = CountingSink::start();
+        let p = posternd(&sink, true);
+        for i in 1..=recipients {
+            let address = if i == 1 {
+                TO.to_owned()
+            } else {
+                format!("{i}{TO}")
+            };
+            let files = partner.issue(&address);
+            p.ctl(&["partner", "import", files.cert.to_str().expect("path")]);
+        }
+        let addr = p.addr;
+        let name = if recipients == 1 {
+            "posternd S/MIME sign+encrypt, 1 recipient"
+        } else {
+            "posternd S/MIME sign+encrypt, 5 recipients"
+        };
+        scenarios.push(scenario(name, sink, Keep::Postern(p), addr, recipients));
+    }
+    {
+        let sink = CountingSink::start();
+        let p = posternd(&sink, true);
+        let key = p.dir.join("to.asc");
+        std::fs::write(&key, gpg.export(TO)).expect("key");
+        p.ctl(&["partner", "import", key.to_str().expect("path")]);
+        let addr = p.addr;
+        scenarios.push(scenario(
+            "posternd OpenPGP sign+encrypt, 1 recipient",
+            sink,
+            Keep::Postern(p),
+            addr,
+            1,
+        ));
+    }
+    for round in 1..=ROUNDS {
+        for s in scenarios.iter_mut() {
+            eprintln!("crypto bench: round {round}/{ROUNDS}: {}", s.name);
+            measure(s, tick);
+        }
+    }
+    let postfix = median(&scenarios[0].rates);
+    let pass = median(&scenarios[1].rates);
+    let glue = sign / rsa - 1.0;
+    let mut out = String::new();
+    outln!(
+        out,
+        "### Crypto cost ({} KB messages, {SESSIONS} sessions, median of {ROUNDS} rounds)\n",
+        SIZE / 1024
+    );
+    outln!(out, "| Measure | Value |\n|---|---|");
+    outln!(
+        out,
+        "| `openssl speed rsa2048`: one RSA-2048 signature | {:.3} ms |",
+        rsa * 1e3
+    );
+    outln!(
+        out,
+        "| Postern S/MIME sign of a 10 KB entity, in process | {:.3} ms |",
+        sign * 1e3
+    );
+    outln!(
+        out,
+        "| Glue over the raw RSA sign (target ≤ 15 %) | {:+.1} % |\n",
+        glue * 100.0
+    );
+    outln!(
+        out,
+        "| Through posternd | msgs/s | × pass-through | × Postfix relay | posternd CPU per message | CPU ÷ RSA sign |"
+    );
+    outln!(out, "|---|---:|---:|---:|---:|---:|");
+    for s in &scenarios {
+        let r = median(&s.rates);
+        let cpu = median(&s.cpu_per_msg);
+        let (cpu_ms, ratio) = if cpu.is_nan() {
+            ("–".to_owned(), "–".to_owned())
+        } else {
+            (format!("{:.2} ms", cpu * 1e3), format!("{:.2}", cpu / rsa))
+        };
+        outln!(
+            out,
+            "| {} | {:.0} | {:.2} | {:.2} | {cpu_ms} | {ratio} |",
+            s.name,
+            r,
+            r / pass,
+            r / postfix
+        );
+    }
+    use std::io::Write as _;
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .expect("write report");
+}
