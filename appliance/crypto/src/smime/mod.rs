@@ -3,6 +3,7 @@
 //! trust anchors. OpenSSL returns DER; the MIME wrapping (RFC 8551 §3) is done here.
 
 mod der;
+mod signed;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
@@ -78,19 +79,14 @@ pub enum SmimeError {
 /// Signs `entity` (a canonical MIME entity: header, empty line, body) and returns the
 /// `multipart/signed` entity that replaces it.
 pub fn sign(entity: &[u8], id: &Identity) -> Result<Vec<u8>, SmimeError> {
-    let mut chain = Stack::new().map_err(SmimeError::Sign)?;
-    for c in &id.chain {
-        chain.push(c.clone()).map_err(SmimeError::Sign)?;
+    // RSA (every certificate Postern issues) through the direct encoder; other key types
+    // through OpenSSL's CMS layer.
+    let der = if id.key.id() == openssl::pkey::Id::RSA {
+        signed::sign_detached(entity, id, std::time::SystemTime::now())
+    } else {
+        cms_sign(entity, id)
     }
-    let cms = CmsContentInfo::sign(
-        Some(&id.cert),
-        Some(&id.key),
-        Some(&chain),
-        Some(entity),
-        CMSOptions::DETACHED | CMSOptions::BINARY,
-    )
     .map_err(SmimeError::Sign)?;
-    let der = cms.to_der().map_err(SmimeError::Sign)?;
     let boundary = mime::new_boundary();
     let mut out = format!(
         "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\r\n\
@@ -114,6 +110,21 @@ pub fn sign(entity: &[u8], id: &Identity) -> Result<Vec<u8>, SmimeError> {
     out.extend_from_slice(&mime::base64_wrapped(&der));
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Ok(out)
+}
+
+fn cms_sign(entity: &[u8], id: &Identity) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let mut chain = Stack::new()?;
+    for c in &id.chain {
+        chain.push(c.clone())?;
+    }
+    CmsContentInfo::sign(
+        Some(&id.cert),
+        Some(&id.key),
+        Some(&chain),
+        Some(entity),
+        CMSOptions::DETACHED | CMSOptions::BINARY,
+    )?
+    .to_der()
 }
 
 /// Encrypts `entity` to `recipients` and returns the `application/pkcs7-mime` entity.

@@ -43,7 +43,7 @@ fn sign_and_verify_detached() {
         cert_emails(&check.signers[0]),
         vec!["alice@example.com".to_owned()]
     );
-    assert!(check.capabilities.announced);
+    assert!(check.capabilities.announced && check.capabilities.aes256_gcm);
     // One changed byte: invalid.
     let mut bad = content.clone();
     bad[30] ^= 1;
