@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything and runs a single Postern node with built-in defaults on
 # 127.0.0.1:2525, relaying to a demo downstream (Postfix's smtp-sink on 127.0.0.1:2526)
-# that writes every message it accepts into $POSTERN_DEMO_DIR/mail. Ctrl-C stops both.
+# that writes every message it accepts into $POSTERN_DEMO_DIR/mail. corp.example is the
+# protected domain and alice@corp.example an enrolled user, so her outbound mail is signed.
+# Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +14,9 @@ LISTEN=${POSTERN_DEMO_LISTEN:-127.0.0.1:2525}
 SINK=${POSTERN_DEMO_SINK:-127.0.0.1:2526}
 
 printf '==> building posternd (release)\n' >&2
-cargo build --release --quiet -p postern --bin posternd
+cargo build --release --quiet -p postern --bin posternd --bin posternctl
 BIN=${CARGO_TARGET_DIR:-target}/release/posternd
+CTL=${CARGO_TARGET_DIR:-target}/release/posternctl
 
 mkdir -p "$DEMO/mail" "$DEMO/data"
 chmod 777 "$DEMO/mail"   # smtp-sink drops privileges to nobody
@@ -22,19 +25,34 @@ SMTP_SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
 sink_pid=$!
 trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
 
+# The example configuration, protecting the demo's domain.
+sed 's/^internal_domains = \[\]$/internal_domains = ["corp.example"]/' \
+  appliance/postern.example.toml > "$DEMO/postern.toml"
+grep -q '^internal_domains = \["corp.example"\]' "$DEMO/postern.toml"
+(
+  # Enrol the demo user once posternd is up (its control socket appears).
+  for _ in $(seq 100); do
+    [ -S "$DEMO/data/control.sock" ] && break
+    sleep 0.1
+  done
+  "$CTL" --data-dir "$DEMO/data" user enrol alice@corp.example >/dev/null 2>&1 \
+    && printf '==> enrolled alice@corp.example (S/MIME certificate + OpenPGP key)\n' >&2
+) &
+
 cat >&2 <<EOT
 
 ==> Postern demo
     posternd listens on   $LISTEN  (SMTP, STARTTLS with a self-signed certificate)
     demo downstream on    $SINK  (smtp-sink; messages land in $DEMO/mail)
-    configuration         appliance/postern.example.toml plus --listen/--downstream flags
+    configuration         $DEMO/postern.toml (the example, protecting corp.example)
+    manage keys with      $CTL --data-dir $DEMO/data user list
 
     Send a message from another terminal:
-      swaks --server $LISTEN --from you@corp.example --to partner@example.org --tls
-    then look at what the downstream received:
+      swaks --server $LISTEN --from alice@corp.example --to partner@example.org --tls
+    then look at what the downstream received (S/MIME signed, with X-Postern-Policy):
       ls $DEMO/mail && cat $DEMO/mail/*
 
     Ctrl-C stops posternd and the demo downstream.
 
 EOT
-"$BIN" --config appliance/postern.example.toml --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data"
+"$BIN" --config "$DEMO/postern.toml" --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data"

@@ -207,83 +207,82 @@ fn main() {
     // POSTERN_BENCH_SIGN_ONLY=1: only the in-process figures (a quick check while tuning).
     let sign_only = std::env::var("POSTERN_BENCH_SIGN_ONLY").is_ok_and(|v| v == "1");
     eprintln!("crypto bench: starting targets …");
-    let partner = OpensslCa::new("Bench Partner CA");
-    let gpg = Gpg::new();
-    gpg.generate(TO);
     let mut scenarios = Vec::new();
-    {
-        let sink = CountingSink::start();
-        let pf = Postfix::start("bench-crypto-relay", &PostfixOptions::relay_to(sink.port));
-        let addr = pf.addr();
-        scenarios.push(scenario(
-            "Postfix relay (queue, fsync)",
-            sink,
-            Keep::Postfix(pf),
-            addr,
-            1,
-        ));
-    }
-    {
-        let sink = CountingSink::start();
-        let p = posternd(&sink, false);
-        let addr = p.addr;
-        scenarios.push(scenario(
-            "posternd pass-through",
-            sink,
-            Keep::Postern(p),
-            addr,
-            1,
-        ));
-    }
-    {
-        let sink = CountingSink::start();
-        let p = posternd(&sink, true);
-        let addr = p.addr;
-        scenarios.push(scenario(
-            "posternd S/MIME sign",
-            sink,
-            Keep::Postern(p),
-            addr,
-            1,
-        ));
-    }
-    for recipients in [1, 5] {
-        let sink = CountingSink::start();
-        let p = posternd(&sink, true);
-        for i in 1..=recipients {
-            let address = if i == 1 {
-                TO.to_owned()
-            } else {
-                format!("{i}{TO}")
-            };
-            let files = partner.issue(&address);
-            p.ctl(&["partner", "import", files.cert.to_str().expect("path")]);
+    if !sign_only {
+        let partner = OpensslCa::new("Bench Partner CA");
+        let gpg = Gpg::new();
+        gpg.generate(TO);
+        {
+            let sink = CountingSink::start();
+            let pf = Postfix::start("bench-crypto-relay", &PostfixOptions::relay_to(sink.port));
+            let addr = pf.addr();
+            scenarios.push(scenario(
+                "Postfix relay (queue, fsync)",
+                sink,
+                Keep::Postfix(pf),
+                addr,
+                1,
+            ));
         }
-        let addr = p.addr;
-        let name = if recipients == 1 {
-            "posternd S/MIME sign+encrypt, 1 recipient"
-        } else {
-            "posternd S/MIME sign+encrypt, 5 recipients"
-        };
-        scenarios.push(scenario(name, sink, Keep::Postern(p), addr, recipients));
-    }
-    {
-        let sink = CountingSink::start();
-        let p = posternd(&sink, true);
-        let key = p.dir.join("to.asc");
-        std::fs::write(&key, gpg.export(TO)).expect("key");
-        p.ctl(&["partner", "import", key.to_str().expect("path")]);
-        let addr = p.addr;
-        scenarios.push(scenario(
-            "posternd OpenPGP sign+encrypt, 1 recipient",
-            sink,
-            Keep::Postern(p),
-            addr,
-            1,
-        ));
-    }
-    if sign_only {
-        scenarios.clear();
+        {
+            let sink = CountingSink::start();
+            let p = posternd(&sink, false);
+            let addr = p.addr;
+            scenarios.push(scenario(
+                "posternd pass-through",
+                sink,
+                Keep::Postern(p),
+                addr,
+                1,
+            ));
+        }
+        {
+            let sink = CountingSink::start();
+            let p = posternd(&sink, true);
+            let addr = p.addr;
+            scenarios.push(scenario(
+                "posternd S/MIME sign",
+                sink,
+                Keep::Postern(p),
+                addr,
+                1,
+            ));
+        }
+        for recipients in [1, 5] {
+            let sink = CountingSink::start();
+            let p = posternd(&sink, true);
+            for i in 1..=recipients {
+                let address = if i == 1 {
+                    TO.to_owned()
+                } else {
+                    format!("{i}{TO}")
+                };
+                let files = partner.issue(&address);
+                p.ctl(&["partner", "import", files.cert.to_str().expect("path")]);
+            }
+            let addr = p.addr;
+            let name = if recipients == 1 {
+                "posternd S/MIME sign+encrypt, 1 recipient"
+            } else {
+                "posternd S/MIME sign+encrypt, 5 recipients"
+            };
+            scenarios.push(scenario(name, sink, Keep::Postern(p), addr, recipients));
+        }
+        {
+            let sink = CountingSink::start();
+            let p = posternd(&sink, true);
+            let key = p.dir.join("to.asc");
+            std::fs::write(&key, gpg.export(TO)).expect("key");
+            p.ctl(&["partner", "import", key.to_str().expect("path")]);
+            let addr = p.addr;
+            scenarios.push(scenario(
+                "posternd OpenPGP sign+encrypt, 1 recipient",
+                sink,
+                Keep::Postern(p),
+                addr,
+                1,
+            ));
+        }
     }
     for round in 1..=ROUNDS {
         for s in scenarios.iter_mut() {

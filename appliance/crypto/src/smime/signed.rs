@@ -127,7 +127,7 @@ pub fn sign_detached(
         &alg(AES128_GCM, false),
         &alg(AES128_CBC, false),
     ]);
-    let mut attrs = vec![
+    let mut attrs = [
         attribute(CONTENT_TYPE, &oid(DATA)),
         attribute(SIGNING_TIME, &time(now)),
         attribute(MESSAGE_DIGEST, &tlv(0x04, &digest)),

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use postern_tests::client::Client;
-use postern_tests::pki::{OpensslCa, must};
+use postern_tests::pki::{Gpg, OpensslCa, must};
 use postern_tests::postfix::{Postfix, PostfixOptions};
 use postern_tests::root_available;
 
-use super::{gateway, have_tools, mail, relay};
+use super::{gateway, have_tools, mail, pgp_block, relay};
 
 #[test]
 fn crypto_postfix_upstream_mail_comes_out_signed_and_encrypted() {
@@ -67,6 +67,34 @@ fn crypto_postfix_upstream_mail_comes_out_signed_and_encrypted() {
         b"",
     );
     assert!(String::from_utf8_lossy(&content).contains("Through a real MTA."));
+    // And OpenPGP, for gpg.
+    let gpg = Gpg::new();
+    gpg.generate("dave@partner.example");
+    gpg.import(p.ctl(&["user", "pgp", "alice@example.com"]).as_bytes());
+    let key = p.dir.join("dave.asc");
+    std::fs::write(&key, gpg.export("dave@partner.example")).expect("write");
+    p.ctl(&["partner", "import", key.to_str().expect("path")]);
+    let msg = mail(&[
+        "From: alice@example.com",
+        "To: dave@partner.example",
+        "Subject: via Postfix, OpenPGP",
+        "Message-ID: <pf2@test>",
+        "",
+        "Through a real MTA, for gpg.",
+    ]);
+    let r = c.send_mail("alice@example.com", &["dave@partner.example"], &msg);
+    assert_eq!(r.code, 250, "{r}");
+    upstream.flush();
+    let m = sink.wait_for_messages(2, Duration::from_secs(30));
+    let pgp = m
+        .iter()
+        .find(|m| m.header("message-id").as_deref() == Some("<pf2@test>"))
+        .expect("OpenPGP message delivered");
+    let out = gpg.run(&["--decrypt"], &pgp_block(&pgp.text(), "MESSAGE"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "gpg: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Through a real MTA, for gpg."));
+    assert!(stderr.contains("Good signature"), "{stderr}");
     assert_eq!(upstream.queued(), 0, "nothing left in Postfix's queue");
 }
 
