@@ -29,6 +29,7 @@ cargo fuzz build -O
 
 # Real messages make good seeds for the MIME and inbound targets.
 interop="${POSTERN_INTEROP:-../../../shared/interop}"
+[ -d "$interop" ] || interop=/work/shared/interop
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   seeds=()

@@ -621,6 +621,17 @@ mod tests {
         Config::parse(text, "test.toml", &Overrides::default())
     }
 
+    /// Asserts that parsing `text` reports each of `expected` (substrings of the errors).
+    fn assert_errors(text: &str, expected: &[&str]) {
+        let Err(ConfigError::Invalid(errors)) = parse(text) else {
+            panic!("expected errors")
+        };
+        let all = errors.join("\n");
+        for e in expected {
+            assert!(all.contains(e), "missing {e:?} in:\n{all}");
+        }
+    }
+
     #[test]
     fn minimal_config_gets_defaults() {
         let c = parse("[downstream]\naddress = \"127.0.0.1:10025\"\n").expect("valid");
@@ -628,6 +639,30 @@ mod tests {
         assert_eq!(c.smtp.max_line_length, 1000);
         assert_eq!(c.downstream.tls, DownstreamTls::Opportunistic);
         assert_eq!(c.server.listen.port(), 25);
+    }
+
+    #[test]
+    fn crypto_settings_are_checked() {
+        let ok = parse(
+            "[downstream]\naddress = \"127.0.0.1:25\"\n[crypto]\ninternal_domains = [\"Example.COM\", \".sub.example\"]\nkey_validity = \"30d\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.crypto.internal_domains,
+            vec!["example.com", ".sub.example"]
+        );
+        assert_eq!(ok.crypto.key_validity, Duration::from_secs(30 * 86_400));
+        let text = "[downstream]\naddress = \"127.0.0.1:25\"\n[crypto]\ninternal_domains = [\"a@b\", 3]\npolicy_header = \"yes\"\nkey_validity = \"soon\"\nkeys = 1\n";
+        assert_errors(
+            text,
+            &[
+                "crypto.internal_domains: \"a@b\" is not a domain",
+                "crypto.internal_domains: 3 is not a domain",
+                "crypto.policy_header: expected true or false",
+                "crypto.key_validity:",
+                "crypto.keys: unknown key",
+            ],
+        );
     }
 
     #[test]
@@ -645,23 +680,20 @@ mod tests {
             [[route]]
             downstream = "x"
         "#;
-        let Err(ConfigError::Invalid(errors)) = parse(text) else {
-            panic!("expected errors")
-        };
-        let all = errors.join("\n");
-        for key in [
-            "server.listen:",
-            "server.colour: unknown key",
-            "smtp.max_message_size:",
-            "smtp.command_timeout:",
-            "downstream.tls:",
-            "downstream.data_timeout:",
-            "downstream.address: required",
-            "route[0].domains: required",
-            "route[0].address: required",
-        ] {
-            assert!(all.contains(key), "missing {key:?} in:\n{all}");
-        }
+        assert_errors(
+            text,
+            &[
+                "server.listen:",
+                "server.colour: unknown key",
+                "smtp.max_message_size:",
+                "smtp.command_timeout:",
+                "downstream.tls:",
+                "downstream.data_timeout:",
+                "downstream.address: required",
+                "route[0].domains: required",
+                "route[0].address: required",
+            ],
+        );
     }
 
     #[test]
