@@ -5,10 +5,11 @@
 set -euo pipefail
 
 # Build: a C compiler for ring; OpenSSL headers for S/MIME and sequoia's OpenSSL backend
-# (whose bindings need libclang). Tests: Postfix (smtpd, smtp-sink, smtp-source), openssl
-# and gpg as real peers. Demo: swaks to send a test message.
-PACKAGES=(build-essential pkg-config libssl-dev libclang-dev ca-certificates openssl gnupg
-  postfix swaks libnet-ssleay-perl procps iproute2)
+# (whose bindings need libclang); Debian's RocksDB for the cluster state (.cargo/config.toml
+# links it instead of building the bundled C++). Tests: Postfix (smtpd, smtp-sink,
+# smtp-source), openssl and gpg as real peers. Demo: swaks to send a test message.
+PACKAGES=(build-essential pkg-config libssl-dev libclang-dev librocksdb-dev ca-certificates
+  openssl gnupg postfix swaks libnet-ssleay-perl procps iproute2)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -1,0 +1,379 @@
+//! The replicated state and its state machine: a pure `apply(command) -> outcome`. The Raft
+//! node feeds it committed entries in log order on every member, so every member holds the
+//! same `State` at the same applied index. No I/O, no clocks: time arrives inside commands.
+//!
+//! Private key material never appears here in the clear: the gateway seals it under the
+//! cluster key before proposing (`sealed_private`), so neither the log nor snapshots carry it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A key or certificate of a user or partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// `smime` or `openpgp`.
+    pub kind: String,
+    /// Certificate (PEM) or public key (armored).
+    pub public: String,
+    /// The private key sealed under the cluster key (never plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_private: Option<String>,
+    /// Seconds since the epoch.
+    pub not_after: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub keys: Vec<KeyRecord>,
+}
+
+/// A recipient-portal account (issue 7 of DESIGN.md §7): a password hash, never a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalAccount {
+    pub password_hash: String,
+    pub created: u64,
+}
+
+/// Which node holds a virtual IP, and until when its lease runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipAssignment {
+    pub node: u64,
+    pub lease_until_ms: u64,
+}
+
+/// Everything the cluster agrees on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub users: BTreeMap<String, User>,
+    /// Harvested or imported partner keys by address.
+    pub partner_keys: BTreeMap<String, Vec<KeyRecord>>,
+    /// Domain keys by domain (own ones carry `sealed_private`).
+    pub domain_keys: BTreeMap<String, Vec<KeyRecord>>,
+    pub policies: BTreeMap<String, String>,
+    pub portal_accounts: BTreeMap<String, PortalAccount>,
+    pub vips: BTreeMap<String, VipAssignment>,
+    pub settings: BTreeMap<String, String>,
+    /// Commands applied so far (every member reaches the same number).
+    pub applied_commands: u64,
+}
+
+/// A change to the state, proposed through the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Command {
+    PutUser {
+        address: String,
+        user: User,
+    },
+    RemoveUser {
+        address: String,
+    },
+    /// Adds a key to a user, replacing one with the same public part.
+    AddUserKey {
+        address: String,
+        key: KeyRecord,
+    },
+    /// Adds or refreshes a partner key (same public part: replaced).
+    PutPartnerKey {
+        address: String,
+        key: KeyRecord,
+    },
+    RemovePartner {
+        address: String,
+    },
+    PutDomainKey {
+        domain: String,
+        key: KeyRecord,
+    },
+    PutPolicy {
+        name: String,
+        value: String,
+    },
+    RemovePolicy {
+        name: String,
+    },
+    PutPortalAccount {
+        address: String,
+        account: PortalAccount,
+    },
+    RemovePortalAccount {
+        address: String,
+    },
+    /// Assigns a VIP to `node` only if it is free, already `node`'s, or its lease has run out
+    /// at `now_ms` (the leader's clock, carried in the command so apply stays deterministic).
+    AssignVip {
+        vip: String,
+        node: u64,
+        lease_until_ms: u64,
+        now_ms: u64,
+    },
+    ReleaseVip {
+        vip: String,
+        node: u64,
+    },
+    PutSetting {
+        key: String,
+        value: String,
+    },
+    RemoveSetting {
+        key: String,
+    },
+}
+
+/// What applying a command did. Every member computes the same outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    /// The thing to change does not exist.
+    NotFound(String),
+    /// The command conflicts with the state (e.g. a VIP held by another node's live lease).
+    Refused(String),
+}
+
+/// Applies one committed command.
+pub fn apply(state: &mut State, cmd: &Command) -> Outcome {
+    state.applied_commands += 1;
+    let missing = |what: &str, key: &str| Outcome::NotFound(format!("{what} {key} does not exist"));
+    match cmd {
+        Command::PutUser { address, user } => {
+            state.users.insert(address.clone(), user.clone());
+            Outcome::Done
+        }
+        Command::RemoveUser { address } => match state.users.remove(address) {
+            Some(_) => Outcome::Done,
+            None => missing("user", address),
+        },
+        Command::AddUserKey { address, key } => match state.users.get_mut(address) {
+            Some(u) => {
+                upsert(&mut u.keys, key);
+                Outcome::Done
+            }
+            None => missing("user", address),
+        },
+        Command::PutPartnerKey { address, key } => {
+            upsert(state.partner_keys.entry(address.clone()).or_default(), key);
+            Outcome::Done
+        }
+        Command::RemovePartner { address } => match state.partner_keys.remove(address) {
+            Some(_) => Outcome::Done,
+            None => missing("partner", address),
+        },
+        Command::PutDomainKey { domain, key } => {
+            upsert(state.domain_keys.entry(domain.clone()).or_default(), key);
+            Outcome::Done
+        }
+        Command::PutPolicy { name, value } => {
+            state.policies.insert(name.clone(), value.clone());
+            Outcome::Done
+        }
+        Command::RemovePolicy { name } => match state.policies.remove(name) {
+            Some(_) => Outcome::Done,
+            None => missing("policy", name),
+        },
+        Command::PutPortalAccount { address, account } => {
+            state
+                .portal_accounts
+                .insert(address.clone(), account.clone());
+            Outcome::Done
+        }
+        Command::RemovePortalAccount { address } => match state.portal_accounts.remove(address) {
+            Some(_) => Outcome::Done,
+            None => missing("portal account", address),
+        },
+        Command::AssignVip {
+            vip,
+            node,
+            lease_until_ms,
+            now_ms,
+        } => match state.vips.get(vip) {
+            Some(a) if a.node != *node && a.lease_until_ms > *now_ms => Outcome::Refused(format!(
+                "VIP {vip} is held by node {} until {} ms",
+                a.node, a.lease_until_ms
+            )),
+            _ => {
+                state.vips.insert(
+                    vip.clone(),
+                    VipAssignment {
+                        node: *node,
+                        lease_until_ms: *lease_until_ms,
+                    },
+                );
+                Outcome::Done
+            }
+        },
+        Command::ReleaseVip { vip, node } => match state.vips.get(vip) {
+            Some(a) if a.node == *node => {
+                state.vips.remove(vip);
+                Outcome::Done
+            }
+            Some(a) => {
+                Outcome::Refused(format!("VIP {vip} is held by node {}, not {node}", a.node))
+            }
+            None => missing("VIP", vip),
+        },
+        Command::PutSetting { key, value } => {
+            state.settings.insert(key.clone(), value.clone());
+            Outcome::Done
+        }
+        Command::RemoveSetting { key } => match state.settings.remove(key) {
+            Some(_) => Outcome::Done,
+            None => missing("setting", key),
+        },
+    }
+}
+
+/// Newest first; a record with the same public part is replaced.
+fn upsert(keys: &mut Vec<KeyRecord>, key: &KeyRecord) {
+    keys.retain(|k| k.public != key.public);
+    keys.insert(0, key.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(public: &str) -> KeyRecord {
+        KeyRecord {
+            kind: "smime".into(),
+            public: public.into(),
+            sealed_private: None,
+            not_after: 9,
+        }
+    }
+
+    #[test]
+    fn users_and_keys() {
+        let mut s = State::default();
+        assert_eq!(
+            apply(
+                &mut s,
+                &Command::AddUserKey {
+                    address: "a@x".into(),
+                    key: key("k1")
+                }
+            ),
+            Outcome::NotFound("user a@x does not exist".into())
+        );
+        apply(
+            &mut s,
+            &Command::PutUser {
+                address: "a@x".into(),
+                user: User::default(),
+            },
+        );
+        apply(
+            &mut s,
+            &Command::AddUserKey {
+                address: "a@x".into(),
+                key: key("k1"),
+            },
+        );
+        apply(
+            &mut s,
+            &Command::AddUserKey {
+                address: "a@x".into(),
+                key: key("k2"),
+            },
+        );
+        apply(
+            &mut s,
+            &Command::AddUserKey {
+                address: "a@x".into(),
+                key: key("k1"),
+            },
+        );
+        let keys: Vec<&str> = s.users["a@x"]
+            .keys
+            .iter()
+            .map(|k| k.public.as_str())
+            .collect();
+        assert_eq!(keys, ["k1", "k2"]);
+        assert_eq!(
+            apply(
+                &mut s,
+                &Command::RemoveUser {
+                    address: "a@x".into()
+                }
+            ),
+            Outcome::Done
+        );
+        assert_eq!(s.applied_commands, 6);
+    }
+
+    #[test]
+    fn vip_leases_are_exclusive_until_they_run_out() {
+        let mut s = State::default();
+        let assign = |node, until, now| Command::AssignVip {
+            vip: "10.0.0.1/24".into(),
+            node,
+            lease_until_ms: until,
+            now_ms: now,
+        };
+        assert_eq!(apply(&mut s, &assign(1, 3000, 0)), Outcome::Done);
+        assert!(matches!(
+            apply(&mut s, &assign(2, 5000, 2999)),
+            Outcome::Refused(_)
+        ));
+        assert_eq!(
+            apply(&mut s, &assign(1, 6000, 2999)),
+            Outcome::Done,
+            "the holder renews"
+        );
+        assert_eq!(
+            apply(&mut s, &assign(2, 9000, 6000)),
+            Outcome::Done,
+            "expired lease moves"
+        );
+        assert!(matches!(
+            apply(
+                &mut s,
+                &Command::ReleaseVip {
+                    vip: "10.0.0.1/24".into(),
+                    node: 1
+                }
+            ),
+            Outcome::Refused(_)
+        ));
+        assert_eq!(
+            apply(
+                &mut s,
+                &Command::ReleaseVip {
+                    vip: "10.0.0.1/24".into(),
+                    node: 2
+                }
+            ),
+            Outcome::Done
+        );
+    }
+
+    #[test]
+    fn same_commands_same_state() {
+        let cmds = [
+            Command::PutSetting {
+                key: "k".into(),
+                value: "v".into(),
+            },
+            Command::PutPartnerKey {
+                address: "p@y".into(),
+                key: key("p1"),
+            },
+            Command::PutPolicy {
+                name: "always_encrypt".into(),
+                value: "true".into(),
+            },
+            Command::RemoveSetting {
+                key: "missing".into(),
+            },
+        ];
+        let (mut a, mut b) = (State::default(), State::default());
+        let oa: Vec<Outcome> = cmds.iter().map(|c| apply(&mut a, c)).collect();
+        // Through serialisation, as entries travel.
+        let wire: Vec<Command> = cmds
+            .iter()
+            .map(|c| serde_json::from_str(&serde_json::to_string(c).unwrap()).unwrap())
+            .collect();
+        let ob: Vec<Outcome> = wire.iter().map(|c| apply(&mut b, c)).collect();
+        assert_eq!((a, oa), (b, ob));
+    }
+}
