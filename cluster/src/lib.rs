@@ -2,10 +2,15 @@
 //! state and applied state machine in RocksDB. Depends on no other Postern crate.
 //!
 //! - [`state`]: the typed state and its pure `apply(command) -> outcome`;
-//! - [`storage`]: Raft storage and the persisted state machine on RocksDB.
+//! - [`storage`]: Raft storage and the persisted state machine on RocksDB;
+//! - [`node`]: one member and its Ready loop;
+//! - [`pki`]: the cluster CA and node certificates;
+//! - [`transport`]: Raft messages over mutual TLS.
 
 pub mod node;
+pub mod pki;
 pub mod state;
 pub mod storage;
 #[cfg(test)]
 pub mod testkit;
+pub mod transport;

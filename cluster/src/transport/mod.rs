@@ -1,0 +1,249 @@
+//! Raft messages between members over TCP with mutual TLS under the cluster CA. A peer that
+//! cannot show a certificate from this cluster's CA never gets past the handshake, and a
+//! member whose certificate names node A cannot send messages as node B.
+//!
+//! Framing: a 4-byte big-endian length, then the protobuf-encoded `raft::prelude::Message`.
+//! Delivery is best effort (Raft retransmits): a full queue or a broken connection drops
+//! messages and the connection is rebuilt on the next one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::prelude::Message;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::pki::{NodeTls, node_id_of, node_name};
+
+/// Largest frame accepted (snapshots of a big state included).
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued per peer before new ones are dropped.
+const QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(tls: &NodeTls) -> Result<Arc<RootCertStore>, TransportError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(tls.ca_der.clone()))?;
+    Ok(Arc::new(roots))
+}
+
+fn identity(tls: &NodeTls) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    (
+        vec![CertificateDer::from(tls.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls.key_der.clone())),
+    )
+}
+
+/// Server side: only clients with a certificate from the cluster CA.
+pub fn server_config(tls: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TransportError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(tls)?, provider()).build()?;
+    let (chain, key) = identity(tls);
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Client side: the server must be the node we meant, certified by the cluster CA.
+pub fn client_config(tls: &NodeTls) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+    let (chain, key) = identity(tls);
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(tls)?)
+        .with_client_auth_cert(chain, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts members' connections on `addr` and forwards their messages to `inbound`.
+/// Returns the bound address.
+pub async fn listen(
+    addr: SocketAddr,
+    tls: &NodeTls,
+    inbound: mpsc::Sender<Message>,
+) -> Result<SocketAddr, TransportError> {
+    let acceptor = TlsAcceptor::from(server_config(tls)?);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TransportError::Listen { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| TransportError::Listen { addr, source })?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let inbound = inbound.clone();
+            tokio::spawn(async move {
+                if let Err(reason) = serve(tcp, acceptor, inbound).await {
+                    tracing::debug!(%peer, reason, "cluster connection closed");
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    inbound: mpsc::Sender<Message>,
+) -> Result<(), String> {
+    let _ = tcp.set_nodelay(true);
+    let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| format!("handshake failed: {e}"))?;
+    let peer_id = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| node_id_of(c))
+        .ok_or("client certificate names no node")?;
+    loop {
+        let frame = read_frame(&mut tls).await?;
+        let msg = Message::parse_from_bytes(&frame).map_err(|e| format!("bad message: {e}"))?;
+        if msg.from != peer_id {
+            tracing::warn!(
+                peer_id,
+                claimed = msg.from,
+                "cluster peer sent a message in another node's name"
+            );
+            return Err("message from a node other than the certificate's".into());
+        }
+        if inbound.send(msg).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("frame of {len} bytes is over the limit"));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Sends messages to members by id, one queue and connection per peer.
+#[derive(Debug)]
+pub struct Outbound {
+    config: Arc<rustls::ClientConfig>,
+    /// Where each member listens (updated when membership changes).
+    pub addresses: Arc<RwLock<BTreeMap<u64, SocketAddr>>>,
+    queues: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
+}
+
+impl Outbound {
+    pub fn new(
+        tls: &NodeTls,
+        addresses: BTreeMap<u64, SocketAddr>,
+    ) -> Result<Outbound, TransportError> {
+        Ok(Outbound {
+            config: client_config(tls)?,
+            addresses: Arc::new(RwLock::new(addresses)),
+            queues: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Queues a message for its recipient (dropped when the queue is full).
+    pub fn send(&self, msg: Message) {
+        let to = msg.to;
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = queues.entry(to).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let connector = TlsConnector::from(Arc::clone(&self.config));
+            tokio::spawn(peer_task(to, rx, connector, Arc::clone(&self.addresses)));
+            tx
+        });
+        let _ = queue.try_send(msg);
+    }
+}
+
+async fn peer_task(
+    to: u64,
+    mut rx: mpsc::Receiver<Message>,
+    connector: TlsConnector,
+    addresses: Arc<RwLock<BTreeMap<u64, SocketAddr>>>,
+) {
+    let mut conn: Option<tokio_rustls::client::TlsStream<TcpStream>> = None;
+    while let Some(msg) = rx.recv().await {
+        let Ok(bytes) = msg.write_to_bytes() else {
+            continue;
+        };
+        let mut frame = Vec::with_capacity(bytes.len() + 4);
+        frame.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+        frame.extend_from_slice(&bytes);
+        if conn.is_none() {
+            let addr = addresses
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&to)
+                .copied();
+            let Some(addr) = addr else { continue };
+            conn = connect(addr, to, &connector).await;
+        }
+        if let Some(c) = conn.as_mut()
+            && c.write_all(&frame).await.is_err()
+        {
+            conn = None;
+        }
+    }
+}
+
+async fn connect(
+    addr: SocketAddr,
+    to: u64,
+    connector: &TlsConnector,
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(node_name(to)).ok()?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(to, %addr, error = %e, "cluster TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
