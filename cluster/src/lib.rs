@@ -9,6 +9,7 @@
 
 pub mod node;
 pub mod pki;
+pub mod runner;
 pub mod state;
 pub mod storage;
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum TransportError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the transport must be created inside a tokio runtime")]
+    NoRuntime,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -165,9 +167,12 @@ pub struct Outbound {
     /// Where each member listens (updated when membership changes).
     pub addresses: Arc<RwLock<BTreeMap<u64, SocketAddr>>>,
     queues: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
+    /// Where the per-peer tasks run (`send` is called from the Raft thread).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Outbound {
+    /// Must be called inside a tokio runtime; the peer connections run there.
     pub fn new(
         tls: &NodeTls,
         addresses: BTreeMap<u64, SocketAddr>,
@@ -176,6 +181,8 @@ impl Outbound {
             config: client_config(tls)?,
             addresses: Arc::new(RwLock::new(addresses)),
             queues: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::try_current()
+                .map_err(|_| TransportError::NoRuntime)?,
         })
     }
 
@@ -186,7 +193,8 @@ impl Outbound {
         let queue = queues.entry(to).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let connector = TlsConnector::from(Arc::clone(&self.config));
-            tokio::spawn(peer_task(to, rx, connector, Arc::clone(&self.addresses)));
+            self.runtime
+                .spawn(peer_task(to, rx, connector, Arc::clone(&self.addresses)));
             tx
         });
         let _ = queue.try_send(msg);
