@@ -26,16 +26,19 @@ pub enum KeyFileError {
     },
 }
 
-/// Where the key store lives on disk.
+/// Where the key store lives on disk. Clones share one lock: the control socket and the
+/// periodic keeper both save, and two writers of the same temporary file would race.
 #[derive(Debug, Clone)]
 pub struct KeyFiles {
     dir: PathBuf,
+    writing: Arc<std::sync::Mutex<()>>,
 }
 
 impl KeyFiles {
     pub fn new(data_dir: &Path) -> KeyFiles {
         KeyFiles {
             dir: data_dir.join("keys"),
+            writing: Arc::new(std::sync::Mutex::new(())),
         }
     }
 
@@ -101,6 +104,7 @@ impl KeyFiles {
     }
 
     pub fn save(&self, store: &MemoryKeyStore) -> Result<(), KeyFileError> {
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         write_private(&self.state_path(), &store.to_bytes())
     }
 }
@@ -125,4 +129,31 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), KeyFileError> {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The control socket and the keeper save at the same time; every save must succeed.
+    #[test]
+    fn concurrent_saves_do_not_race() {
+        let dir = std::env::temp_dir().join(format!("postern-keyfiles-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = KeyFiles::new(&dir);
+        let store = files.open("Test CA").expect("open");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let files = files.clone();
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || (0..25).map(|_| files.save(&store).is_ok()).all(|ok| ok))
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().expect("thread"), "a save failed");
+        }
+        let reopened = KeyFiles::new(&dir).open("Test CA").expect("reopen");
+        assert_eq!(reopened.ca_pem(), store.ca_pem());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
