@@ -146,7 +146,7 @@ mod tests {
             .map(|_| {
                 let files = files.clone();
                 let store = Arc::clone(&store);
-                std::thread::spawn(move || (0..25).map(|_| files.save(&store).is_ok()).all(|ok| ok))
+                std::thread::spawn(move || (0..25).all(|_| files.save(&store).is_ok()))
             })
             .collect();
         for t in threads {
