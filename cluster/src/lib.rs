@@ -7,6 +7,8 @@
 //! - [`pki`]: the cluster CA and node certificates;
 //! - [`transport`]: Raft messages over mutual TLS.
 
+pub mod join;
+pub mod member;
 pub mod node;
 pub mod pki;
 pub mod runner;

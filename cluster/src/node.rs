@@ -54,6 +54,9 @@ pub struct Node {
     /// Proposal ids waiting to be applied, by the id carried in the entry's context.
     pending: HashMap<u64, ()>,
     last_saved: u64,
+    /// Save at the end of this Ready (after a membership change: a snapshot sent to a new
+    /// learner must already name it, or Raft refuses to restore it).
+    save_now: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -116,11 +119,7 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let mut store = RocksStorage::open(dir)?;
         if !store.is_initialized() && !voters.is_empty() {
-            let cs = raft::prelude::ConfState {
-                voters: voters.to_vec(),
-                ..Default::default()
-            };
-            store.set_conf_state(&cs)?;
+            store.bootstrap(voters)?;
         }
         let mut applied = store.applied()?;
         // Replay what was committed after the last saved state.
@@ -146,6 +145,7 @@ impl Node {
             applied,
             pending: HashMap::new(),
             last_saved,
+            save_now: false,
         })
     }
 
@@ -210,6 +210,9 @@ impl Node {
 
     /// Proposes adding `node` as a learner (it catches up without counting for quorum).
     pub fn add_learner(&mut self, node: u64) -> Result<(), ProposeError> {
+        if self.leader() == 0 {
+            return Err(ProposeError::NoLeader);
+        }
         self.conf_change(node, ConfChangeType::AddLearnerNode)
     }
 
@@ -231,6 +234,22 @@ impl Node {
         self.raw
             .propose_conf_change(Vec::new(), cc)
             .map_err(|e| ProposeError::Dropped(e.to_string()))
+    }
+
+    /// Learners whose log matches the leader's closely enough to vote (leader only).
+    pub fn caught_up_learners(&self) -> Vec<u64> {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader || raft.has_pending_conf() {
+            return Vec::new();
+        }
+        // Caught up: it holds everything committed so far.
+        let committed = raft.raft_log.committed;
+        let learners = raft.prs().conf().learners();
+        learners
+            .iter()
+            .filter(|id| raft.prs().get(**id).is_some_and(|p| p.matched >= committed))
+            .copied()
+            .collect()
     }
 
     /// The first index still in this node's log (earlier ones are covered by its snapshot).
@@ -274,7 +293,11 @@ impl Node {
         out.messages.extend(light.take_messages());
         self.apply_committed(light.take_committed_entries(), &mut out)?;
         self.raw.advance_apply();
-        if self.applied.index >= self.last_saved + SAVE_EVERY {
+        if self.save_now || self.applied.index >= self.last_saved + SAVE_EVERY {
+            self.save_now = false;
+            let (voters, learners) = self.members();
+            self.applied.voters = voters;
+            self.applied.learners = learners;
             let keep_from = self.applied.index.saturating_sub(KEEP_BEHIND);
             self.raw
                 .mut_store()
@@ -303,6 +326,7 @@ impl Node {
                     self.raw.mut_store().set_conf_state(&cs)?;
                     self.applied.index = e.index;
                     self.applied.term = e.term;
+                    self.save_now = true;
                 }
                 EntryType::EntryNormal => {
                     let outcome = apply_entry(&mut self.applied, &e)?;

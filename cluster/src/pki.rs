@@ -165,6 +165,27 @@ impl std::fmt::Debug for NodeTls {
 }
 
 impl NodeTls {
+    /// From PEM parts (what a join returns) and the node's own key.
+    pub fn from_parts(
+        id: u64,
+        ca_pem: &str,
+        cert_pem: &str,
+        key: &PKey<Private>,
+    ) -> Result<NodeTls, PkiError> {
+        let ca = X509::from_pem(ca_pem.as_bytes())?;
+        let cert = X509::from_pem(cert_pem.as_bytes())?;
+        let ca_key = ca.public_key()?;
+        if !cert.verify(&ca_key)? {
+            return Err(PkiError::Foreign);
+        }
+        Ok(NodeTls {
+            id,
+            ca_der: ca.to_der()?,
+            cert_der: cert.to_der()?,
+            key_der: key.private_key_to_pkcs8()?,
+        })
+    }
+
     /// A node identity issued by `ca` (used by `cluster init` and the join handler).
     pub fn issue(ca: &ClusterCa, id: u64, now: SystemTime) -> Result<NodeTls, PkiError> {
         let key = new_key()?;

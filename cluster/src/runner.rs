@@ -22,6 +22,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 enum Event {
     Message(Message),
     Propose(Command, oneshot::Sender<Result<Outcome, ProposeError>>),
+    AddLearner(u64, oneshot::Sender<Result<(), ProposeError>>),
     Status(oneshot::Sender<Status>),
     Stop,
 }
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Event {
         f.write_str(match self {
             Event::Message(_) => "Message",
             Event::Propose(..) => "Propose",
+            Event::AddLearner(..) => "AddLearner",
             Event::Status(_) => "Status",
             Event::Stop => "Stop",
         })
@@ -71,6 +73,16 @@ impl Handle {
                 "not committed within {timeout:?}"
             ))),
         }
+    }
+
+    /// Proposes adding `node` as a learner; the leader promotes it once it caught up.
+    pub async fn add_learner(&self, node: u64) -> Result<(), ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.events
+            .send(Event::AddLearner(node, tx))
+            .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
+        rx.await
+            .map_err(|_| ProposeError::Dropped("the node stopped".into()))?
     }
 
     /// This member's status and its copy of the state (local read).
@@ -116,6 +128,10 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
     let mut waiting: HashMap<u64, oneshot::Sender<Result<Outcome, ProposeError>>> = HashMap::new();
     let mut next_tick = Instant::now() + TICK;
     let mut leader = 0;
+    let mut known_members = node.state().members.clone();
+    if !known_members.is_empty() {
+        outbound.set_addresses(&known_members);
+    }
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
@@ -135,6 +151,9 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
                     }
                 }
             }
+            Ok(Event::AddLearner(id, reply)) => {
+                let _ = reply.send(node.add_learner(id));
+            }
             Ok(Event::Status(reply)) => {
                 let (voters, learners) = node.members();
                 let _ = reply.send(Status {
@@ -151,6 +170,15 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= next_tick {
+            // Learners that caught up become voters (one change at a time).
+            if node.is_leader()
+                && let Some(id) = node.caught_up_learners().first()
+            {
+                match node.promote(*id) {
+                    Ok(()) => tracing::info!(node = id, "learner caught up: promoting to voter"),
+                    Err(e) => tracing::debug!(node = id, error = %e, "promotion not proposed yet"),
+                }
+            }
             node.tick();
             next_tick += TICK;
             if next_tick < Instant::now() {
@@ -159,6 +187,10 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
         }
         match node.process_ready() {
             Ok(out) => {
+                if node.state().members != known_members && !node.state().members.is_empty() {
+                    known_members = node.state().members.clone();
+                    outbound.set_addresses(&known_members);
+                }
                 for m in out.messages {
                     outbound.send(m);
                 }

@@ -42,9 +42,22 @@ pub struct VipAssignment {
     pub lease_until_ms: u64,
 }
 
+/// A one-time join token, known by its SHA-256 only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    pub expires: u64,
+    pub used: bool,
+}
+
 /// Everything the cluster agrees on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Where each member's cluster port is, by node id.
+    #[serde(default)]
+    pub members: BTreeMap<u64, String>,
+    /// Join tokens by SHA-256 (hex) of the token.
+    #[serde(default)]
+    pub join_tokens: BTreeMap<String, JoinToken>,
     pub users: BTreeMap<String, User>,
     /// Harvested or imported partner keys by address.
     pub partner_keys: BTreeMap<String, Vec<KeyRecord>>,
@@ -119,6 +132,26 @@ pub enum Command {
     RemoveSetting {
         key: String,
     },
+    /// Records where member `id` listens (the founding member, or a changed address).
+    PutMember {
+        id: u64,
+        addr: String,
+    },
+    RemoveMember {
+        id: u64,
+    },
+    /// A new one-time join token (its hash) valid until `expires` (seconds).
+    AddJoinToken {
+        hash: String,
+        expires: u64,
+    },
+    /// Spends a join token for a node that will listen on `addr`: on success the outcome is
+    /// the new node's id, and the member is recorded.
+    UseJoinToken {
+        hash: String,
+        now: u64,
+        addr: String,
+    },
 }
 
 /// What applying a command did. Every member computes the same outcome.
@@ -129,6 +162,8 @@ pub enum Outcome {
     NotFound(String),
     /// The command conflicts with the state (e.g. a VIP held by another node's live lease).
     Refused(String),
+    /// A join token was spent: the new member's id.
+    Joined(u64),
 }
 
 /// Applies one committed command.
@@ -219,6 +254,35 @@ pub fn apply(state: &mut State, cmd: &Command) -> Outcome {
         Command::RemoveSetting { key } => match state.settings.remove(key) {
             Some(_) => Outcome::Done,
             None => missing("setting", key),
+        },
+        Command::PutMember { id, addr } => {
+            state.members.insert(*id, addr.clone());
+            Outcome::Done
+        }
+        Command::RemoveMember { id } => match state.members.remove(id) {
+            Some(_) => Outcome::Done,
+            None => missing("member", &id.to_string()),
+        },
+        Command::AddJoinToken { hash, expires } => {
+            state.join_tokens.insert(
+                hash.clone(),
+                JoinToken {
+                    expires: *expires,
+                    used: false,
+                },
+            );
+            Outcome::Done
+        }
+        Command::UseJoinToken { hash, now, addr } => match state.join_tokens.get_mut(hash) {
+            None => Outcome::Refused("unknown join token (tampered or foreign credentials)".into()),
+            Some(t) if t.used => Outcome::Refused("join token already used".into()),
+            Some(t) if t.expires <= *now => Outcome::Refused("join token expired".into()),
+            Some(t) => {
+                t.used = true;
+                let id = state.members.keys().max().copied().unwrap_or(0) + 1;
+                state.members.insert(id, addr.clone());
+                Outcome::Joined(id)
+            }
         },
     }
 }
@@ -345,6 +409,58 @@ mod tests {
             ),
             Outcome::Done
         );
+    }
+
+    #[test]
+    fn join_tokens_are_one_time_and_expire() {
+        let mut s = State::default();
+        apply(
+            &mut s,
+            &Command::PutMember {
+                id: 1,
+                addr: "10.0.0.1:7946".into(),
+            },
+        );
+        apply(
+            &mut s,
+            &Command::AddJoinToken {
+                hash: "h".into(),
+                expires: 100,
+            },
+        );
+        let join = |now| Command::UseJoinToken {
+            hash: "h".into(),
+            now,
+            addr: "10.0.0.2:7946".into(),
+        };
+        assert_eq!(apply(&mut s, &join(50)), Outcome::Joined(2));
+        assert_eq!(
+            apply(&mut s, &join(60)),
+            Outcome::Refused("join token already used".into())
+        );
+        apply(
+            &mut s,
+            &Command::AddJoinToken {
+                hash: "old".into(),
+                expires: 100,
+            },
+        );
+        let late = Command::UseJoinToken {
+            hash: "old".into(),
+            now: 100,
+            addr: "x".into(),
+        };
+        assert_eq!(
+            apply(&mut s, &late),
+            Outcome::Refused("join token expired".into())
+        );
+        let unknown = Command::UseJoinToken {
+            hash: "nope".into(),
+            now: 1,
+            addr: "x".into(),
+        };
+        assert!(matches!(apply(&mut s, &unknown), Outcome::Refused(_)));
+        assert_eq!(s.members.len(), 2);
     }
 
     #[test]

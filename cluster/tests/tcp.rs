@@ -41,7 +41,7 @@ async fn three_members_over_mutual_tls() {
     for id in ids {
         let t = NodeTls::issue(&ca, id, now).expect("node tls");
         let (tx, rx) = mpsc::channel(1024);
-        let addr = transport::listen("127.0.0.1:0".parse().expect("addr"), &t, tx)
+        let addr = transport::listen("127.0.0.1:0".parse().expect("addr"), &t, tx, None)
             .await
             .expect("listen");
         addrs.insert(id, addr);

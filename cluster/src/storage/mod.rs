@@ -39,12 +39,17 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-/// The state machine as persisted: the state after applying everything up to `index`.
+/// The state machine as persisted: the state after applying everything up to `index`, and
+/// the membership at that index (a snapshot carries both).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     pub index: u64,
     pub term: u64,
     pub state: State,
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    #[serde(default)]
+    pub learners: Vec<u64>,
 }
 
 /// Raft storage on RocksDB, with the bounds of the log cached in memory.
@@ -131,6 +136,39 @@ impl RocksStorage {
         &self.conf
     }
 
+    /// Makes this store the first member of a new cluster: membership `voters` as of index 1,
+    /// term 1, with the log starting after it. A node that joins later therefore always
+    /// starts from a snapshot, which carries the membership (the log alone does not).
+    pub fn bootstrap(&mut self, voters: &[u64]) -> Result<(), StoreError> {
+        let cs = ConfState {
+            voters: voters.to_vec(),
+            ..Default::default()
+        };
+        let applied = Applied {
+            index: 1,
+            term: 1,
+            state: State::default(),
+            voters: voters.to_vec(),
+            learners: Vec::new(),
+        };
+        let hs = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(CONF_STATE, cs.write_to_bytes().map_err(corrupt)?);
+        batch.put(APPLIED, serde_json::to_vec(&applied).map_err(corrupt)?);
+        batch.put(TRUNCATED, [1u64.to_be_bytes(), 1u64.to_be_bytes()].concat());
+        batch.put(HARD_STATE, hs.write_to_bytes().map_err(corrupt)?);
+        self.db.write_opt(batch, &synced())?;
+        self.conf = cs;
+        self.truncated = (1, 1);
+        self.last = 1;
+        self.hard = hs;
+        Ok(())
+    }
+
     /// Appends entries (replacing any conflicting suffix) and fsyncs.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
         let Some(first) = entries.first() else {
@@ -208,6 +246,8 @@ impl RocksStorage {
             index: meta.index,
             term: meta.term,
             state,
+            voters: meta.get_conf_state().voters.clone(),
+            learners: meta.get_conf_state().learners.clone(),
         };
         let mut batch = WriteBatch::default();
         for i in self.truncated.0 + 1..=self.last {
@@ -321,7 +361,11 @@ impl raft::Storage for RocksStorage {
             term: applied.term,
             ..Default::default()
         };
-        meta.set_conf_state(self.conf.clone());
+        meta.set_conf_state(ConfState {
+            voters: applied.voters,
+            learners: applied.learners,
+            ..Default::default()
+        });
         snap.set_metadata(meta);
         Ok(snap)
     }

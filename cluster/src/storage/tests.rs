@@ -109,6 +109,8 @@ fn compaction_and_snapshot_install() {
         index: 8,
         term: s.term(8).unwrap(),
         state: state.clone(),
+        voters: vec![1],
+        learners: Vec::new(),
     };
     s.save_applied(&applied, 6).unwrap();
     assert_eq!(s.first_index().unwrap(), 6);

@@ -2,7 +2,9 @@
 //! cannot show a certificate from this cluster's CA never gets past the handshake, and a
 //! member whose certificate names node A cannot send messages as node B.
 //!
-//! Framing: a 4-byte big-endian length, then the protobuf-encoded `raft::prelude::Message`.
+//! Framing: a 4-byte big-endian length, a kind byte, then the payload: a protobuf-encoded
+//! `raft::prelude::Message` from an authenticated member, or — the only thing a client
+//! without a certificate may send — one join request, answered with one join reply.
 //! Delivery is best effort (Raft retransmits): a full queue or a broken connection drops
 //! messages and the connection is rebuilt on the next one.
 
@@ -22,6 +24,20 @@ use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::pki::{NodeTls, node_id_of, node_name};
+
+const RAFT: u8 = 0;
+const JOIN_REQUEST: u8 = 1;
+const JOIN_REPLY: u8 = 2;
+/// Largest join request a client without certificate may send.
+const MAX_JOIN_REQUEST: usize = 16 * 1024;
+
+/// Answers join requests (JSON in, JSON out); see [`crate::join`].
+pub trait JoinService: Send + Sync {
+    fn join(
+        &self,
+        request: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send + '_>>;
+}
 
 /// Largest frame accepted (snapshots of a big state included).
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -62,9 +78,12 @@ fn identity(tls: &NodeTls) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'stat
     )
 }
 
-/// Server side: only clients with a certificate from the cluster CA.
+/// Server side: a client certificate, if shown, must come from the cluster CA; a client
+/// without one may only ask to join.
 pub fn server_config(tls: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TransportError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(tls)?, provider()).build()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(tls)?, provider())
+        .allow_unauthenticated()
+        .build()?;
     let (chain, key) = identity(tls);
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -89,6 +108,7 @@ pub async fn listen(
     addr: SocketAddr,
     tls: &NodeTls,
     inbound: mpsc::Sender<Message>,
+    join: Option<Arc<dyn JoinService>>,
 ) -> Result<SocketAddr, TransportError> {
     let acceptor = TlsAcceptor::from(server_config(tls)?);
     let listener = TcpListener::bind(addr)
@@ -104,8 +124,9 @@ pub async fn listen(
             };
             let acceptor = acceptor.clone();
             let inbound = inbound.clone();
+            let join = join.clone();
             tokio::spawn(async move {
-                if let Err(reason) = serve(tcp, acceptor, inbound).await {
+                if let Err(reason) = serve(tcp, acceptor, inbound, join).await {
                     tracing::debug!(%peer, reason, "cluster connection closed");
                 }
             });
@@ -118,6 +139,7 @@ async fn serve(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
     inbound: mpsc::Sender<Message>,
+    join: Option<Arc<dyn JoinService>>,
 ) -> Result<(), String> {
     let _ = tcp.set_nodelay(true);
     let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
@@ -129,10 +151,32 @@ async fn serve(
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| node_id_of(c))
-        .ok_or("client certificate names no node")?;
+        .map(|c| node_id_of(c).ok_or("client certificate names no node"))
+        .transpose()?;
+    let Some(peer_id) = peer_id else {
+        // No certificate: one join request, one reply.
+        let (kind, frame) =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut tls, MAX_JOIN_REQUEST))
+                .await
+                .map_err(|_| "join request timed out".to_owned())??;
+        let join = join.ok_or("this node does not take join requests")?;
+        if kind != JOIN_REQUEST {
+            return Err(
+                "a client without certificate sent something other than a join request".into(),
+            );
+        }
+        let reply = join.join(frame).await;
+        write_frame(&mut tls, JOIN_REPLY, &reply)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tls.shutdown().await;
+        return Ok(());
+    };
     loop {
-        let frame = read_frame(&mut tls).await?;
+        let (kind, frame) = read_frame(&mut tls, MAX_FRAME).await?;
+        if kind != RAFT {
+            return Err(format!("unexpected frame kind {kind} from node {peer_id}"));
+        }
         let msg = Message::parse_from_bytes(&frame).map_err(|e| format!("bad message: {e}"))?;
         if msg.from != peer_id {
             tracing::warn!(
@@ -148,17 +192,37 @@ async fn serve(
     }
 }
 
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+/// Reads one frame: (kind, payload).
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<(u8, Vec<u8>), String> {
+    let mut head = [0u8; 5];
+    r.read_exact(&mut head).await.map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len > max {
         return Err(format!("frame of {len} bytes is over the limit"));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Ok(buf)
+    Ok((head[4], buf))
 }
+
+pub(crate) async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    let mut frame = Vec::with_capacity(payload.len() + 5);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.push(kind);
+    frame.extend_from_slice(payload);
+    w.write_all(&frame).await
+}
+
+pub(crate) const KIND_JOIN_REQUEST: u8 = JOIN_REQUEST;
+pub(crate) const KIND_JOIN_REPLY: u8 = JOIN_REPLY;
 
 /// Sends messages to members by id, one queue and connection per peer.
 #[derive(Debug)]
@@ -184,6 +248,15 @@ impl Outbound {
             runtime: tokio::runtime::Handle::try_current()
                 .map_err(|_| TransportError::NoRuntime)?,
         })
+    }
+
+    /// Replaces the address book with the members' addresses from the state.
+    pub fn set_addresses(&self, members: &BTreeMap<u64, String>) {
+        let parsed = members
+            .iter()
+            .filter_map(|(id, a)| Some((*id, a.parse().ok()?)))
+            .collect();
+        *self.addresses.write().unwrap_or_else(|p| p.into_inner()) = parsed;
     }
 
     /// Queues a message for its recipient (dropped when the queue is full).
@@ -225,7 +298,7 @@ async fn peer_task(
             conn = connect(addr, to, &connector).await;
         }
         if let Some(c) = conn.as_mut()
-            && c.write_all(&frame).await.is_err()
+            && write_frame(c, RAFT, &bytes).await.is_err()
         {
             conn = None;
         }

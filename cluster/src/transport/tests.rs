@@ -17,7 +17,7 @@ fn msg(from: u64, to: u64, term: u64) -> Message {
 
 async fn receiver(tls: &NodeTls) -> (SocketAddr, mpsc::Receiver<Message>) {
     let (tx, rx) = mpsc::channel(16);
-    let addr = listen("127.0.0.1:0".parse().unwrap(), tls, tx)
+    let addr = listen("127.0.0.1:0".parse().unwrap(), tls, tx, None)
         .await
         .unwrap();
     (addr, rx)
@@ -67,7 +67,7 @@ async fn members_talk_and_strangers_do_not() {
 
     // No certificate at all, or garbage instead of TLS: nothing, and the listener lives on.
     let mut plain = TcpStream::connect(addr2).await.unwrap();
-    let _ = plain.write_all(b"\x00\x00\x00\x05hello").await;
+    let _ = plain.write_all(b"\x00\x00\x00\x05\x00hello").await;
     assert!(nothing_arrives(&mut rx2).await);
     out1.send(msg(1, 2, 8));
     let got = tokio::time::timeout(Duration::from_secs(5), rx2.recv())
