@@ -51,6 +51,27 @@ fn time(t: SystemTime) -> Result<Asn1Time, ErrorStack> {
     Asn1Time::from_unix(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
+/// A certificate builder with the fields every cluster certificate has: v3, a random
+/// serial, subject, issuer, public key, and validity from an hour ago for ten years.
+fn builder<T: openssl::pkey::HasPublic>(
+    subject: &openssl::x509::X509NameRef,
+    issuer: &openssl::x509::X509NameRef,
+    key: &openssl::pkey::PKeyRef<T>,
+    now: SystemTime,
+) -> Result<X509Builder, ErrorStack> {
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    b.set_serial_number(&*serial.to_asn1_integer()?)?;
+    b.set_subject_name(subject)?;
+    b.set_issuer_name(issuer)?;
+    b.set_pubkey(key)?;
+    b.set_not_before(&*time(now - Duration::from_secs(3600))?)?;
+    b.set_not_after(&*time(now + VALIDITY)?)?;
+    Ok(b)
+}
+
 /// A new P-256 key (fast TLS handshakes, supported by rustls/ring).
 pub fn new_key() -> Result<PKey<Private>, ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -80,16 +101,7 @@ impl ClusterCa {
         name.append_entry_by_text("O", "Postern cluster")?;
         name.append_entry_by_text("CN", &format!("cluster {cluster_id}"))?;
         let name = name.build();
-        let mut b = X509Builder::new()?;
-        b.set_version(2)?;
-        let mut serial = BigNum::new()?;
-        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-        b.set_serial_number(&*serial.to_asn1_integer()?)?;
-        b.set_subject_name(&name)?;
-        b.set_issuer_name(&name)?;
-        b.set_pubkey(&key)?;
-        b.set_not_before(&*time(now - Duration::from_secs(3600))?)?;
-        b.set_not_after(&*time(now + VALIDITY)?)?;
+        let mut b = builder(&name, &name, &key, now)?;
         b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
         b.append_extension(KeyUsage::new().critical().key_cert_sign().build()?)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
@@ -118,16 +130,7 @@ impl ClusterCa {
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_text("CN", &node_name(id))?;
         let name = name.build();
-        let mut b = X509Builder::new()?;
-        b.set_version(2)?;
-        let mut serial = BigNum::new()?;
-        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-        b.set_serial_number(&*serial.to_asn1_integer()?)?;
-        b.set_subject_name(&name)?;
-        b.set_issuer_name(self.cert.subject_name())?;
-        b.set_pubkey(public)?;
-        b.set_not_before(&*time(now - Duration::from_secs(3600))?)?;
-        b.set_not_after(&*time(now + VALIDITY)?)?;
+        let mut b = builder(&name, self.cert.subject_name(), public, now)?;
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
         b.append_extension(

@@ -309,10 +309,7 @@ fn decoded_body(header: &Header, body: &[u8]) -> Vec<u8> {
 fn shape(entity: &[u8]) -> Shape {
     let parts = mime::split(entity);
     let header = Header::parse(parts.header);
-    let ct = header
-        .get("content-type")
-        .map(|v| ContentType::parse(&v))
-        .unwrap_or_default();
+    let ct = ContentType::of(&header);
     if ct.type_ == "application" && (ct.subtype == "pkcs7-mime" || ct.subtype == "x-pkcs7-mime") {
         return Shape::Smime(decoded_body(&header, parts.body));
     }

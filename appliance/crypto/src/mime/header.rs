@@ -161,6 +161,14 @@ impl Default for ContentType {
 }
 
 impl ContentType {
+    /// The `Content-Type` of a header (the RFC 2045 default when absent).
+    pub fn of(header: &Header) -> ContentType {
+        header
+            .get("content-type")
+            .map(|v| ContentType::parse(&v))
+            .unwrap_or_default()
+    }
+
     pub fn parse(value: &str) -> ContentType {
         let mut rest = value.trim();
         let end = rest.find(';').unwrap_or(rest.len());

@@ -8,6 +8,7 @@
 //! [`canonicalize`] exists for content that arrives from elsewhere (decrypted payloads).
 
 mod codec;
+pub mod date;
 mod header;
 
 pub use codec::{base64_decode, base64_wrapped, canonicalize, qp_decode};
@@ -150,10 +151,7 @@ fn walk_types(entity: &[u8], depth: usize) -> bool {
     }
     let parts = split(entity);
     let header = Header::parse(parts.header);
-    let ct = header
-        .get("content-type")
-        .map(|v| ContentType::parse(&v))
-        .unwrap_or_default();
+    let ct = ContentType::of(&header);
     if ct.is("text", "calendar") || ct.is("application", "ms-tnef") {
         return true;
     }
@@ -187,10 +185,7 @@ fn seven_bit(entity: &[u8], depth: usize) -> Vec<u8> {
     }
     let parts = split(entity);
     let header = Header::parse(parts.header);
-    let ct = header
-        .get("content-type")
-        .map(|v| ContentType::parse(&v))
-        .unwrap_or_default();
+    let ct = ContentType::of(&header);
     if ct.type_ == "multipart" {
         let Some(boundary) = ct.param("boundary") else {
             return entity.to_vec();

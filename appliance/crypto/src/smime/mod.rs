@@ -324,10 +324,7 @@ pub enum Kind {
 }
 
 pub fn kind(header: &Header) -> Kind {
-    let ct = header
-        .get("content-type")
-        .map(|v| ContentType::parse(&v))
-        .unwrap_or_default();
+    let ct = ContentType::of(header);
     let pkcs7_mime =
         ct.type_ == "application" && (ct.subtype == "pkcs7-mime" || ct.subtype == "x-pkcs7-mime");
     if ct.is("multipart", "signed") {

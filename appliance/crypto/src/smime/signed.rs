@@ -5,7 +5,7 @@
 //! SMIMECapabilities attribute announce AES-256-GCM, which OpenSSL's default list does not.
 //! `openssl cms -verify` checks every structure this writes (unit and interop tests).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use openssl::error::ErrorStack;
 use openssl::hash::{MessageDigest, hash};
@@ -78,11 +78,8 @@ fn integer(magnitude: &[u8]) -> Vec<u8> {
 
 /// UTCTime (RFC 5280 §4.1.2.5.1) for dates before 2050, GeneralizedTime after.
 fn time(t: SystemTime) -> Vec<u8> {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let u = crate::mime::date::Utc::from(t);
+    let (y, m, d, hh, mm, ss) = (u.year, u.month, u.day, u.hour, u.minute, u.second);
     if (1950..2050).contains(&y) {
         tlv(
             0x17,
@@ -94,20 +91,6 @@ fn time(t: SystemTime) -> Vec<u8> {
             format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z").as_bytes(),
         )
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn attribute(kind: &[u8], value: &[u8]) -> Vec<u8> {
@@ -178,11 +161,9 @@ mod tests {
         assert_eq!(integer(&[0x00, 0x80]), vec![0x02, 0x02, 0x00, 0x80]);
         assert_eq!(integer(&[0x00, 0x00, 0x7F]), vec![0x02, 0x01, 0x7F]);
         assert_eq!(integer(&[]), vec![0x02, 0x01, 0x00]);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_795_392_000); // 2026-11-23
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_392_000); // 2026-11-23
         assert_eq!(time(t), tlv(0x17, b"261123000000Z"));
-        let far = UNIX_EPOCH + std::time::Duration::from_secs(2_556_144_000); // 2051
+        let far = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_556_144_000); // 2051
         assert_eq!(time(far)[0], 0x18);
     }
 }

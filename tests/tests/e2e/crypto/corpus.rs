@@ -69,11 +69,7 @@ fn verdicts_of(m: &SunkMessage) -> Verdicts {
 }
 
 fn content_type(entity: &[u8]) -> ContentType {
-    let parts = mime::split(entity);
-    Header::parse(parts.header)
-        .get("content-type")
-        .map(|v| ContentType::parse(&v))
-        .unwrap_or_default()
+    ContentType::of(&Header::parse(mime::split(entity).header))
 }
 
 fn is_smime_signed(entity: &[u8]) -> bool {
