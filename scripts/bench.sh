@@ -5,6 +5,7 @@
 #                             Postfix relay and Postfix before-queue proxies (benches/relay.rs)
 #   scripts/bench.sh crypto   signing/encryption cost against openssl speed rsa2048 and
 #                             msgs/s per method against pass-through and Postfix (benches/crypto.rs)
+#   scripts/bench.sh cluster  committed writes/s, join and failover times (cluster/benches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,8 @@ bench=${1:-relay}
 case "$bench" in
     relay) out=bench-results.md ;;
     crypto) out=bench-results-crypto.md ;;
-    *) echo "bench.sh: unknown benchmark $bench (relay or crypto)" >&2; exit 2 ;;
+    cluster) out=bench-results-cluster.md ;;
+    *) echo "bench.sh: unknown benchmark $bench (relay, crypto or cluster)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
@@ -27,7 +29,9 @@ start=$(date +%s)
 # The bench prints progress on stderr and only the report on stdout.
 # A failed cell still leaves a report (with its failures listed); the exit status says so.
 status=0
-REQUIRE_PEERS=1 cargo bench -p postern-tests --bench "$bench" | tee "$tmp" || status=$?
+package=postern-tests
+[ "$bench" = cluster ] && package=postern-cluster
+REQUIRE_PEERS=1 cargo bench -p "$package" --bench "$bench" | tee "$tmp" || status=$?
 if [ -s "$tmp" ]; then
     mv "$tmp" "$out" && chmod 644 "$out"
     echo "bench.sh: wrote $out in $(( $(date +%s) - start )) s (exit status $status)" >&2
