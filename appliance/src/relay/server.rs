@@ -248,6 +248,16 @@ impl Driver<'_> {
         else {
             return Ok(op);
         };
+        // Pass-through mail is relayed as it came: no trip through the blocking pool.
+        if treatment.class == postern_crypto::policy::Class::Pass {
+            return Ok(DownstreamOp::Deliver {
+                tx,
+                message,
+                treatment: Some(treatment),
+                sender,
+                recipients,
+            });
+        }
         let policy = Arc::clone(&self.policy);
         let job = tokio::task::spawn_blocking(move || {
             let r = policy.process(&treatment, &sender, &recipients, message);
