@@ -7,6 +7,7 @@
 //! - [`pki`]: the cluster CA and node certificates;
 //! - [`transport`]: Raft messages over mutual TLS.
 
+pub mod files;
 pub mod join;
 pub mod member;
 pub mod node;

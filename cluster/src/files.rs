@@ -1,0 +1,222 @@
+//! A member's cluster identity on disk (`data_dir/cluster/`, 0700; keys 0600): the cluster
+//! CA (certificate and key: every member can answer joins), this node's certificate and key,
+//! and `member.json` (cluster id, node id, the cluster port). The Raft store lives next to
+//! them in `raft/`.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use openssl::pkey::{PKey, Private};
+use serde::{Deserialize, Serialize};
+
+use crate::join::Accepted;
+use crate::pki::{ClusterCa, NodeTls, PkiError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} already belongs to a cluster; remove it first to start over")]
+    AlreadyMember(PathBuf),
+    #[error("{path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// Who this node is in which cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub cluster_id: String,
+    pub node_id: u64,
+    /// The cluster port other members reach this node on.
+    pub addr: String,
+}
+
+/// Everything a member needs to start.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub info: MemberInfo,
+    pub ca: ClusterCa,
+    pub tls: NodeTls,
+}
+
+/// The files of `data_dir/cluster`.
+#[derive(Debug, Clone)]
+pub struct ClusterFiles {
+    dir: PathBuf,
+}
+
+impl ClusterFiles {
+    pub fn new(data_dir: &Path) -> ClusterFiles {
+        ClusterFiles {
+            dir: data_dir.join("cluster"),
+        }
+    }
+
+    /// Where the Raft store goes.
+    pub fn raft_dir(&self) -> PathBuf {
+        self.dir.join("raft")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.path("member.json").exists()
+    }
+
+    /// `cluster init`: a new cluster with this node as member 1.
+    pub fn init(&self, addr: &str, now: SystemTime) -> Result<Membership, FilesError> {
+        if self.is_member() {
+            return Err(FilesError::AlreadyMember(self.dir.clone()));
+        }
+        let mut raw = [0u8; 8];
+        openssl::rand::rand_bytes(&mut raw).map_err(PkiError::from)?;
+        let cluster_id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let ca = ClusterCa::generate(&cluster_id, now)?;
+        let tls = NodeTls::issue(&ca, 1, now)?;
+        let info = MemberInfo {
+            cluster_id,
+            node_id: 1,
+            addr: addr.to_owned(),
+        };
+        let m = Membership { info, ca, tls };
+        self.write(&m)?;
+        Ok(m)
+    }
+
+    /// After a successful join: keep what the member sent and this node's own key.
+    pub fn joined(
+        &self,
+        accepted: &Accepted,
+        key: &PKey<Private>,
+        addr: &str,
+    ) -> Result<Membership, FilesError> {
+        if self.is_member() {
+            return Err(FilesError::AlreadyMember(self.dir.clone()));
+        }
+        let ca = ClusterCa::from_pem(accepted.ca_cert.as_bytes(), accepted.ca_key.as_bytes())?;
+        let tls = NodeTls::from_parts(accepted.id, &accepted.ca_cert, &accepted.cert, key)?;
+        let info = MemberInfo {
+            cluster_id: accepted.cluster_id.clone(),
+            node_id: accepted.id,
+            addr: addr.to_owned(),
+        };
+        let m = Membership { info, ca, tls };
+        self.write(&m)?;
+        Ok(m)
+    }
+
+    /// The membership, if this node belongs to a cluster.
+    pub fn load(&self) -> Result<Option<Membership>, FilesError> {
+        if !self.is_member() {
+            return Ok(None);
+        }
+        let read = |name: &str| {
+            let p = self.path(name);
+            std::fs::read(&p).map_err(|source| FilesError::Io { path: p, source })
+        };
+        let info_path = self.path("member.json");
+        let info: MemberInfo =
+            serde_json::from_slice(&read("member.json")?).map_err(|e| FilesError::Corrupt {
+                path: info_path,
+                reason: e.to_string(),
+            })?;
+        let ca = ClusterCa::from_pem(&read("ca.pem")?, &read("ca.key")?)?;
+        let ca_pem = String::from_utf8_lossy(&read("ca.pem")?).into_owned();
+        let cert_pem = String::from_utf8_lossy(&read("node.pem")?).into_owned();
+        let key = PKey::private_key_from_pem(&read("node.key")?).map_err(PkiError::from)?;
+        let tls = NodeTls::from_parts(info.node_id, &ca_pem, &cert_pem, &key)?;
+        Ok(Some(Membership { info, ca, tls }))
+    }
+
+    fn write(&self, m: &Membership) -> Result<(), FilesError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| FilesError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(&self.dir))?;
+        let key = PKey::private_key_from_der(&m.tls.key_der).map_err(PkiError::from)?;
+        let cert = openssl::x509::X509::from_der(&m.tls.cert_der).map_err(PkiError::from)?;
+        let files: [(&str, Vec<u8>); 5] = [
+            ("ca.pem", m.ca.cert.to_pem().map_err(PkiError::from)?),
+            ("ca.key", m.ca.key_pem()?),
+            ("node.pem", cert.to_pem().map_err(PkiError::from)?),
+            (
+                "node.key",
+                key.private_key_to_pem_pkcs8().map_err(PkiError::from)?,
+            ),
+            // Last: its presence means the rest is complete.
+            (
+                "member.json",
+                serde_json::to_vec_pretty(&m.info).map_err(|e| FilesError::Corrupt {
+                    path: self.path("member.json"),
+                    reason: e.to_string(),
+                })?,
+            ),
+        ];
+        for (name, data) in files {
+            let p = self.path(name);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&p)
+                .map_err(io(&p))?;
+            f.write_all(&data).map_err(io(&p))?;
+            f.sync_all().map_err(io(&p))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::TempDir;
+
+    #[test]
+    fn init_load_and_refuse_twice() {
+        let dir = TempDir::new("files");
+        let files = ClusterFiles::new(&dir.0);
+        assert!(files.load().unwrap().is_none());
+        let m = files.init("10.0.0.1:7946", SystemTime::now()).unwrap();
+        assert_eq!(m.info.node_id, 1);
+        let back = files.load().unwrap().expect("member");
+        assert_eq!(back.info, m.info);
+        assert_eq!(back.tls.cert_der, m.tls.cert_der);
+        assert!(matches!(
+            files.init("x", SystemTime::now()),
+            Err(FilesError::AlreadyMember(_))
+        ));
+        let mode = std::fs::metadata(dir.0.join("cluster/node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A node certificate that is not from the stored CA is refused at load.
+        let other = ClusterCa::generate("other", SystemTime::now()).unwrap();
+        let foreign = NodeTls::issue(&other, 1, SystemTime::now()).unwrap();
+        let pem = openssl::x509::X509::from_der(&foreign.cert_der)
+            .unwrap()
+            .to_pem()
+            .unwrap();
+        std::fs::write(dir.0.join("cluster/node.pem"), pem).unwrap();
+        assert!(matches!(
+            files.load(),
+            Err(FilesError::Pki(PkiError::Foreign))
+        ));
+        std::fs::write(dir.0.join("cluster/member.json"), b"{").unwrap();
+        assert!(matches!(files.load(), Err(FilesError::Corrupt { .. })));
+    }
+}
