@@ -23,6 +23,13 @@ pub struct Config {
     /// Routes by recipient domain, checked in order before the default.
     pub routes: Vec<RouteConfig>,
     pub crypto: CryptoConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// The cluster port (used once this node creates or joins a cluster).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub listen: SocketAddr,
 }
 
 /// Signing, encryption and inbound marking (DESIGN.md §4).
@@ -187,7 +194,15 @@ impl Reader {
         self.known(
             root,
             "",
-            &["server", "smtp", "tls", "downstream", "route", "crypto"],
+            &[
+                "server",
+                "smtp",
+                "tls",
+                "downstream",
+                "route",
+                "crypto",
+                "cluster",
+            ],
         );
         let empty = Table::new();
         let server = self.section(root, "server").unwrap_or(&empty);
@@ -195,6 +210,7 @@ impl Reader {
         let tls = self.section(root, "tls").unwrap_or(&empty);
         let downstream = self.section(root, "downstream").unwrap_or(&empty);
         let crypto = self.section(root, "crypto").unwrap_or(&empty);
+        let cluster = self.section(root, "cluster").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
@@ -202,6 +218,7 @@ impl Reader {
             downstream: self.downstream(downstream, "downstream"),
             routes: self.routes(root),
             crypto: self.crypto(crypto),
+            cluster: self.cluster(cluster),
         };
         self.check(&config);
         config
@@ -453,6 +470,18 @@ impl Reader {
                 Duration::from_secs(3600),
             ),
         }
+    }
+
+    fn cluster(&mut self, t: &Table) -> ClusterConfig {
+        self.known(t, "cluster.", &["listen"]);
+        let text = self.string(t, "cluster.", "listen", "0.0.0.0:7946");
+        let listen = text.parse().unwrap_or_else(|_| {
+            self.errors.push(format!(
+                "cluster.listen: {text:?} is not an address:port (e.g. 0.0.0.0:7946)"
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 7946))
+        });
+        ClusterConfig { listen }
     }
 
     fn flag(&mut self, t: &Table, prefix: &str, key: &str, default: bool) -> bool {

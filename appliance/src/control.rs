@@ -62,6 +62,31 @@ pub enum Command {
     CaCert,
     /// Run the key rollover check now.
     Rollover,
+    /// Create a new cluster with this node as its first member (before any join).
+    ClusterInit {
+        addr: Option<String>,
+    },
+    /// Credentials (JSON) with a one-time join token valid for `ttl_secs` (member only).
+    ClusterExportCredentials {
+        ttl_secs: u64,
+    },
+    /// Join the cluster the credentials name through the member at `peer` (before init).
+    ClusterJoin {
+        credentials: String,
+        peer: String,
+        addr: Option<String>,
+    },
+    /// Members, leader, term, applied index of this node.
+    ClusterStatus,
+    /// A replicated setting (member only; committed through the leader).
+    SettingSet {
+        key: String,
+        value: String,
+    },
+    /// This node's copy of a replicated setting.
+    SettingGet {
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +119,7 @@ impl Response {
 /// Executes commands against the node's state.
 #[derive(Debug, Clone)]
 pub struct Handler {
+    pub cluster: Arc<crate::cluster::Cluster>,
     pub keys: Arc<MemoryKeyStore>,
     pub files: crate::keystore::KeyFiles,
     pub key_validity: Duration,
@@ -115,6 +141,30 @@ impl Handler {
             return Response::err(format!("the change is active but could not be saved: {e}"));
         }
         response
+    }
+
+    /// Cluster commands wait on Raft; they run on the async side.
+    pub async fn execute_cluster(&self, cmd: Command) -> Option<Response> {
+        let c = &self.cluster;
+        let r = match cmd {
+            Command::ClusterInit { addr } => c.init(addr).await,
+            Command::ClusterExportCredentials { ttl_secs } => {
+                c.export(Duration::from_secs(ttl_secs.max(60))).await
+            }
+            Command::ClusterJoin {
+                credentials,
+                peer,
+                addr,
+            } => c.join(&credentials, &peer, addr).await,
+            Command::ClusterStatus => c.status().await,
+            Command::SettingSet { key, value } => c.set(key, value).await,
+            Command::SettingGet { key } => c.get(&key).await,
+            _ => return None,
+        };
+        Some(match r {
+            Ok(d) => Response::ok(d),
+            Err(e) => Response::err(e),
+        })
     }
 
     fn apply(&self, cmd: Command) -> Response {
@@ -184,6 +234,14 @@ impl Handler {
                     .map(|r| to(&r))
                     .map_err(|e| e.to_string()),
             ),
+            Command::ClusterInit { .. }
+            | Command::ClusterExportCredentials { .. }
+            | Command::ClusterJoin { .. }
+            | Command::ClusterStatus
+            | Command::SettingSet { .. }
+            | Command::SettingGet { .. } => {
+                Response::err("a cluster command reached the key store")
+            }
         }
     }
 }
@@ -240,9 +298,12 @@ pub async fn serve(listener: UnixListener, handler: Handler) {
                     Ok(cmd) => {
                         let name = command_name(&cmd);
                         tracing::info!(command = name, "control command");
-                        tokio::task::spawn_blocking(move || handler.execute(cmd))
-                            .await
-                            .unwrap_or_else(|e| Response::err(format!("command failed: {e}")))
+                        match handler.execute_cluster(cmd.clone()).await {
+                            Some(r) => r,
+                            None => tokio::task::spawn_blocking(move || handler.execute(cmd))
+                                .await
+                                .unwrap_or_else(|e| Response::err(format!("command failed: {e}"))),
+                        }
                     }
                     Err(e) => Response::err(format!("bad request: {e}")),
                 },
@@ -272,5 +333,11 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::TrustAdd { .. } => "trust-add",
         Command::CaCert => "ca-cert",
         Command::Rollover => "rollover",
+        Command::ClusterInit { .. } => "cluster-init",
+        Command::ClusterExportCredentials { .. } => "cluster-export-credentials",
+        Command::ClusterJoin { .. } => "cluster-join",
+        Command::ClusterStatus => "cluster-status",
+        Command::SettingSet { .. } => "setting-set",
+        Command::SettingGet { .. } => "setting-get",
     }
 }

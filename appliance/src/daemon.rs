@@ -126,6 +126,10 @@ impl Daemon {
             grace: config.server.shutdown_grace,
             control,
             handler: Handler {
+                cluster: Arc::new(crate::cluster::Cluster::new(
+                    data_dir,
+                    config.cluster.listen,
+                )),
                 keys,
                 files: key_files.clone(),
                 key_validity: crypto.key_validity,
@@ -142,6 +146,9 @@ impl Daemon {
 
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.handler.cluster.resume().await {
+            tracing::error!(error = %e, "cannot start the cluster member; mail keeps flowing on local keys");
+        }
         let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
         let keeper = tokio::spawn(keep_keys(
             self.handler.keys.clone(),

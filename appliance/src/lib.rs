@@ -8,6 +8,7 @@
 //! The queue-less contract (DESIGN.md §3): Postern answers the upstream's end-of-DATA only
 //! after the downstream answered the same transaction, and never stores a message.
 
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;

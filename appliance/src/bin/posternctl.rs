@@ -43,6 +43,48 @@ enum What {
     /// Key maintenance.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The cluster: create, export credentials, join, status.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Replicated settings (cluster members only).
+    #[command(subcommand)]
+    Setting(SettingCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCmd {
+    /// Create a new cluster with this node as its first member.
+    Init {
+        /// The cluster port others reach this node on (default: cluster.listen).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Write credentials that let one new node join (a one-time token).
+    ExportCredentials {
+        #[arg(short, long)]
+        output: PathBuf,
+        /// How long the token stays valid, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Join the cluster the credentials name, through the member at PEER (address:port).
+    Join {
+        #[arg(long)]
+        credentials: PathBuf,
+        #[arg(long)]
+        peer: String,
+        /// This node's cluster port as others reach it (default: cluster.listen).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Members, leader, term and applied index as this node sees them.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingCmd {
+    Set { key: String, value: String },
+    Get { key: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +208,26 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         },
         What::Ca(CaCmd::Cert) => Command::CaCert,
         What::Keys(KeysCmd::Rollover) => Command::Rollover,
+        What::Cluster(ClusterCmd::Init { addr }) => Command::ClusterInit { addr: addr.clone() },
+        What::Cluster(ClusterCmd::ExportCredentials { ttl, .. }) => {
+            Command::ClusterExportCredentials { ttl_secs: *ttl }
+        }
+        What::Cluster(ClusterCmd::Join {
+            credentials,
+            peer,
+            addr,
+        }) => Command::ClusterJoin {
+            credentials: std::fs::read_to_string(credentials)
+                .with_context(|| format!("cannot read {}", credentials.display()))?,
+            peer: peer.clone(),
+            addr: addr.clone(),
+        },
+        What::Cluster(ClusterCmd::Status) => Command::ClusterStatus,
+        What::Setting(SettingCmd::Set { key, value }) => Command::SettingSet {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        What::Setting(SettingCmd::Get { key }) => Command::SettingGet { key: key.clone() },
     })
 }
 
@@ -188,6 +250,19 @@ fn call(cli: &Cli, cmd: &Command) -> anyhow::Result<Response> {
 fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match (&cli.what, data) {
+        (What::Cluster(ClusterCmd::ExportCredentials { output, .. }), creds) => {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            f.write_all(serde_json::to_string_pretty(creds)?.as_bytes())?;
+            writeln!(out, "wrote {} (one join; keep it secret)", output.display())?;
+        }
+        (What::Cluster(_), v) => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
             let der = openssl::base64::decode_block(b64)?;
             std::fs::write(output, der)

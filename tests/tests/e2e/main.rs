@@ -1,5 +1,6 @@
 //! End-to-end tests against real peers, one module per capability:
 //! `cargo test -p postern-tests relay` runs the relay's.
 
+mod cluster;
 mod crypto;
 mod relay;
