@@ -146,6 +146,59 @@ impl OpensslCa {
     }
 }
 
+impl SmimeFiles {
+    /// `openssl cms -decrypt -binary` of `message` with this identity, in `dir`.
+    pub fn decrypt(&self, dir: &Path, message: &[u8]) -> Vec<u8> {
+        std::fs::write(dir.join("cms-decrypt.eml"), message).expect("write message");
+        let (cert, key) = (
+            self.cert.to_str().expect("path"),
+            self.key.to_str().expect("path"),
+        );
+        must(
+            dir,
+            "openssl",
+            &[
+                "cms",
+                "-decrypt",
+                "-binary",
+                "-recip",
+                cert,
+                "-inkey",
+                key,
+                "-in",
+                "cms-decrypt.eml",
+            ],
+            b"",
+        )
+    }
+}
+
+/// `openssl cms -verify -crlfeol` of `message` against the CA certificate `ca_pem`, in `dir`:
+/// the signed content with CRLF line ends, or openssl's complaint.
+pub fn cms_verify(dir: &Path, ca_pem: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+    std::fs::write(dir.join("cms-ca.pem"), ca_pem).expect("write CA");
+    std::fs::write(dir.join("cms-verify.eml"), message).expect("write message");
+    let out = run_in(
+        dir,
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-crlfeol",
+            "-CAfile",
+            "cms-ca.pem",
+            "-in",
+            "cms-verify.eml",
+        ],
+        b"",
+    );
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// A private GnuPG home.
 #[derive(Debug)]
 pub struct Gpg {

@@ -119,22 +119,7 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
     );
     let policy = r.header("x-postern-policy").expect("test setup");
     assert!(policy.contains("S/MIME encrypted"), "{policy}");
-    std::fs::write(dir.join("reply.eml"), r.wire()).expect("test setup");
-    let inner = must(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-decrypt",
-            "-recip",
-            carol.cert.to_str().expect("test setup"),
-            "-inkey",
-            carol.key.to_str().expect("test setup"),
-            "-in",
-            "reply.eml",
-        ],
-        b"",
-    );
+    let inner = carol.decrypt(&dir, &r.wire());
     assert!(String::from_utf8_lossy(&inner).contains("Signed."));
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use postern_tests::client::Client;
-use postern_tests::pki::{Gpg, OpensslCa, must};
+use postern_tests::pki::{Gpg, OpensslCa, cms_verify, must};
 use postern_tests::postfix::{Postfix, PostfixOptions};
 use postern_tests::root_available;
 
@@ -42,30 +42,9 @@ fn crypto_postfix_upstream_mail_comes_out_signed_and_encrypted() {
         p.log()
     );
     let dir = p.dir.join("");
-    std::fs::write(dir.join("pf.eml"), m[0].wire()).expect("write");
-    let inner = must(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-decrypt",
-            "-recip",
-            bob.cert.to_str().expect("path"),
-            "-inkey",
-            bob.key.to_str().expect("path"),
-            "-in",
-            "pf.eml",
-        ],
-        b"",
-    );
-    std::fs::write(dir.join("pf-inner.eml"), &inner).expect("write");
-    std::fs::write(dir.join("ca.pem"), p.ctl(&["ca", "cert"])).expect("write");
-    let content = must(
-        &dir,
-        "openssl",
-        &["cms", "-verify", "-CAfile", "ca.pem", "-in", "pf-inner.eml"],
-        b"",
-    );
+    let inner = bob.decrypt(&dir, &m[0].wire());
+    let ca = p.ctl(&["ca", "cert"]);
+    let content = cms_verify(&dir, ca.as_bytes(), &inner).expect("openssl accepts the signature");
     assert!(String::from_utf8_lossy(&content).contains("Through a real MTA."));
     // And OpenPGP, for gpg.
     let gpg = Gpg::new();

@@ -1,6 +1,6 @@
 //! Outbound: what Postern signs and encrypts is accepted by openssl and gpg, byte for byte.
 
-use postern_tests::pki::{Gpg, OpensslCa, must};
+use postern_tests::pki::{Gpg, OpensslCa, cms_verify};
 
 use super::{gateway, have_tools, mail, pgp_block, relay};
 
@@ -30,22 +30,8 @@ fn crypto_signed_mail_verifies_with_openssl_cms() {
     let policy = m.header("x-postern-policy").expect("policy header");
     assert!(policy.starts_with("S/MIME signed"), "{policy}");
     let dir = p.dir.join("");
-    std::fs::write(dir.join("ca.pem"), ca).expect("test setup");
-    std::fs::write(dir.join("signed.eml"), m.wire()).expect("test setup");
-    let content = must(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-crlfeol",
-            "-CAfile",
-            "ca.pem",
-            "-in",
-            "signed.eml",
-        ],
-        b"",
-    );
+    let content =
+        cms_verify(&dir, ca.as_bytes(), &m.wire()).expect("openssl accepts the signature");
     assert_eq!(
         String::from_utf8_lossy(&content),
         ENTITY,
@@ -53,22 +39,8 @@ fn crypto_signed_mail_verifies_with_openssl_cms() {
     );
     // The signature does not survive a changed byte.
     let tampered = m.text().replacen("The numbers", "The Numbers", 1);
-    std::fs::write(dir.join("tampered.eml"), tampered).expect("test setup");
-    let out = postern_tests::pki::run_in(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-crlfeol",
-            "-CAfile",
-            "ca.pem",
-            "-in",
-            "tampered.eml",
-        ],
-        b"",
-    );
-    assert!(!out.status.success(), "openssl accepted a tampered message");
+    let out = cms_verify(&dir, ca.as_bytes(), tampered.as_bytes());
+    assert!(out.is_err(), "openssl accepted a tampered message");
 }
 
 #[test]
@@ -100,40 +72,10 @@ fn crypto_encrypted_to_partner_certificate_decrypts_with_openssl_cms() {
             .starts_with("application/pkcs7-mime; smime-type=enveloped-data")
     );
     let dir = p.dir.join("");
-    std::fs::write(dir.join("enc.eml"), m.wire()).expect("test setup");
-    let inner = must(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-decrypt",
-            "-binary",
-            "-recip",
-            bob.cert.to_str().expect("test setup"),
-            "-inkey",
-            bob.key.to_str().expect("test setup"),
-            "-in",
-            "enc.eml",
-        ],
-        b"",
-    );
+    let inner = bob.decrypt(&dir, &m.wire());
     // Inside: Alice's signature over the original entity.
-    std::fs::write(dir.join("inner.eml"), &inner).expect("test setup");
-    std::fs::write(dir.join("ca.pem"), p.ctl(&["ca", "cert"])).expect("test setup");
-    let content = must(
-        &dir,
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-crlfeol",
-            "-CAfile",
-            "ca.pem",
-            "-in",
-            "inner.eml",
-        ],
-        b"",
-    );
+    let ca = p.ctl(&["ca", "cert"]);
+    let content = cms_verify(&dir, ca.as_bytes(), &inner).expect("openssl accepts the signature");
     assert_eq!(String::from_utf8_lossy(&content), ENTITY);
 }
 
