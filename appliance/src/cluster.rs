@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use postern_cluster::files::{ClusterFiles, Membership};
-use postern_cluster::join::{self, Credentials};
+use postern_cluster::join::Credentials;
 use postern_cluster::member;
-use postern_cluster::pki;
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command as ClusterCommand, Outcome};
 use serde_json::json;
@@ -40,23 +39,10 @@ impl Cluster {
 
     /// Starts the member if this node belongs to a cluster (at daemon start).
     pub async fn resume(&self) -> Result<(), String> {
-        let Some(m) = self.files.load().map_err(err)? else {
-            return Ok(());
-        };
-        let listen = m.info.addr.parse().unwrap_or(self.listen);
-        let (handle, _) = member::start(
-            &self.files.raft_dir(),
-            &[],
-            &Default::default(),
-            &m.tls,
-            m.ca.clone(),
-            &m.info.cluster_id,
-            listen,
-        )
-        .await
-        .map_err(err)?;
-        tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "cluster member started");
-        *self.running.lock().await = Some((handle, m));
+        if let Some((handle, m)) = member::resume(&self.files).await.map_err(err)? {
+            tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "cluster member started");
+            *self.running.lock().await = Some((handle, m));
+        }
         Ok(())
     }
 
@@ -67,44 +53,9 @@ impl Cluster {
             return Err("this node already belongs to a cluster".into());
         }
         let addr = addr.unwrap_or_else(|| self.listen.to_string());
-        let listen: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an address:port"))?;
-        let m = self.files.init(&addr, SystemTime::now()).map_err(err)?;
-        let (handle, _) = member::start(
-            &self.files.raft_dir(),
-            &[1],
-            &Default::default(),
-            &m.tls,
-            m.ca.clone(),
-            &m.info.cluster_id,
-            listen,
-        )
-        .await
-        .map_err(err)?;
-        // The founding member elects itself; then it records its own address.
-        let mut recorded = false;
-        for _ in 0..50 {
-            match handle
-                .propose(
-                    ClusterCommand::PutMember {
-                        id: 1,
-                        addr: addr.clone(),
-                    },
-                    Duration::from_secs(2),
-                )
-                .await
-            {
-                Ok(_) => {
-                    recorded = true;
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-        if !recorded {
-            return Err("the new cluster did not elect its first member".into());
-        }
+        let (handle, m) = member::found(&self.files, &addr, SystemTime::now())
+            .await
+            .map_err(err)?;
         let out = json!({ "cluster_id": m.info.cluster_id, "node_id": 1, "addr": addr });
         *running = Some((handle, m));
         Ok(out)
@@ -114,21 +65,10 @@ impl Cluster {
     pub async fn export(&self, ttl: Duration) -> Result<serde_json::Value, String> {
         let running = self.running.lock().await;
         let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
-        let status = handle.status().await.ok_or("the cluster member stopped")?;
-        let ca = String::from_utf8_lossy(&m.ca.cert.to_pem().map_err(err)?).into_owned();
-        let (creds, cmd) = Credentials::export(
-            &m.info.cluster_id,
-            &ca,
-            status.state.members,
-            SystemTime::now(),
-            ttl,
-        )
-        .map_err(err)?;
-        match handle.propose(cmd, PROPOSE_TIMEOUT).await {
-            Ok(Outcome::Done) => serde_json::to_value(&creds).map_err(err),
-            Ok(o) => Err(format!("unexpected outcome {o:?}")),
-            Err(e) => Err(e.to_string()),
-        }
+        let creds = member::export_credentials(handle, m, ttl, SystemTime::now())
+            .await
+            .map_err(err)?;
+        serde_json::to_value(&creds).map_err(err)
     }
 
     /// `cluster join`: become a member with credentials exported on `peer`'s cluster.
@@ -147,25 +87,9 @@ impl Cluster {
             .parse()
             .map_err(|_| format!("{peer:?} is not an address:port"))?;
         let addr = addr.unwrap_or_else(|| self.listen.to_string());
-        let listen: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an address:port"))?;
-        let key = pki::new_key().map_err(err)?;
-        let accepted = join::request(&creds, peer, &key, &addr, SystemTime::now())
+        let (handle, m) = member::join(&self.files, &creds, peer, &addr, SystemTime::now())
             .await
             .map_err(err)?;
-        let m = self.files.joined(&accepted, &key, &addr).map_err(err)?;
-        let (handle, _) = member::start(
-            &self.files.raft_dir(),
-            &[],
-            &accepted.members,
-            &m.tls,
-            m.ca.clone(),
-            &m.info.cluster_id,
-            listen,
-        )
-        .await
-        .map_err(err)?;
         let out =
             json!({ "cluster_id": m.info.cluster_id, "node_id": m.info.node_id, "addr": addr });
         tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "joined the cluster");

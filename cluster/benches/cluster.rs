@@ -9,9 +9,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use postern_cluster::join::{self, Credentials};
+use postern_cluster::files::{ClusterFiles, Membership};
 use postern_cluster::member;
-use postern_cluster::pki::{self, ClusterCa, NodeTls};
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command, Outcome};
 
@@ -36,36 +35,24 @@ async fn until<F: Fn(&postern_cluster::runner::Status) -> bool>(h: &Handle, f: F
 /// Joins a node through `peer`; returns its handle and the time from request to voter.
 async fn join_one(
     h1: &Handle,
-    ca: &ClusterCa,
+    m1: &Membership,
     peer: SocketAddr,
     dir: std::path::PathBuf,
 ) -> (u64, Handle, Duration) {
-    let members = h1.status().await.expect("status").state.members;
-    let pem = String::from_utf8(ca.cert.to_pem().expect("pem")).expect("utf8");
-    let (creds, cmd) = Credentials::export(
-        "bench",
-        &pem,
-        members,
-        SystemTime::now(),
-        Duration::from_secs(600),
-    )
-    .expect("export");
-    assert_eq!(
-        h1.propose(cmd, Duration::from_secs(5)).await,
-        Ok(Outcome::Done)
-    );
+    let creds = member::export_credentials(h1, m1, Duration::from_secs(600), SystemTime::now())
+        .await
+        .expect("export");
     let start = Instant::now();
-    let key = pki::new_key().expect("key");
-    let addr = free_addr();
-    let a = join::request(&creds, peer, &key, &addr.to_string(), SystemTime::now())
-        .await
-        .expect("join");
-    let tls = NodeTls::from_parts(a.id, &a.ca_cert, &a.cert, &key).expect("tls");
-    let ca = ClusterCa::from_pem(a.ca_cert.as_bytes(), a.ca_key.as_bytes()).expect("ca");
-    let (h, _) = member::start(&dir, &[], &a.members, &tls, ca, &a.cluster_id, addr)
-        .await
-        .expect("start");
-    let id = a.id;
+    let (h, m) = member::join(
+        &ClusterFiles::new(&dir),
+        &creds,
+        peer,
+        &free_addr().to_string(),
+        SystemTime::now(),
+    )
+    .await
+    .expect("join");
+    let id = m.info.node_id;
     until(h1, |s| s.voters.contains(&id)).await;
     (id, h, start.elapsed())
 }
@@ -100,37 +87,21 @@ async fn writes(h: &Handle, n: usize, writers: usize, tag: &str) -> f64 {
 async fn main() {
     let base = std::env::temp_dir().join(format!("postern-cluster-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
-    let now = SystemTime::now();
-    let ca = ClusterCa::generate("bench", now).expect("ca");
-    let tls1 = NodeTls::issue(&ca, 1, now).expect("tls");
-    let (h1, addr1) = member::start(
-        &base.join("1"),
-        &[1],
-        &BTreeMap::new(),
-        &tls1,
-        ca.clone(),
-        "bench",
-        "127.0.0.1:0".parse().expect("addr"),
+    let addr1 = free_addr();
+    let (h1, m1) = member::found(
+        &ClusterFiles::new(&base.join("1")),
+        &addr1.to_string(),
+        SystemTime::now(),
     )
     .await
     .expect("member 1");
-    until(&h1, |s| s.leader == 1).await;
-    h1.propose(
-        Command::PutMember {
-            id: 1,
-            addr: addr1.to_string(),
-        },
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("member");
     eprintln!("cluster bench: 1-node writes …");
     let single_1 = writes(&h1, 300, 1, "s1").await;
     let single_32 = writes(&h1, 3000, 32, "s32").await;
     eprintln!("cluster bench: joining two nodes …");
     // Give the join a real snapshot to carry: a few thousand entries of state.
-    let (_, h2, join2) = join_one(&h1, &ca, addr1, base.join("2")).await;
-    let (_, h3, join3) = join_one(&h1, &ca, addr1, base.join("3")).await;
+    let (_, h2, join2) = join_one(&h1, &m1, addr1, base.join("2")).await;
+    let (_, h3, join3) = join_one(&h1, &m1, addr1, base.join("3")).await;
     eprintln!("cluster bench: 3-node writes …");
     let three_1 = writes(&h1, 300, 1, "t1").await;
     let three_32 = writes(&h1, 3000, 32, "t32").await;

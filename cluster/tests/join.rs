@@ -2,14 +2,14 @@
 //! member, two nodes joining as learners and promoted to voters, writes seen everywhere, and
 //! every kind of credential misuse refused with a clear error.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use postern_cluster::join::{self, Credentials, JoinError};
-use postern_cluster::member;
-use postern_cluster::pki::{self, ClusterCa, NodeTls};
+use postern_cluster::files::{ClusterFiles, Membership};
+use postern_cluster::join::{Credentials, JoinError};
+use postern_cluster::member::{self, StartError};
+use postern_cluster::pki::ClusterCa;
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command, Outcome, User};
 
@@ -33,16 +33,10 @@ async fn wait_for<F: Fn(&postern_cluster::runner::Status) -> bool>(h: &Handle, w
     );
 }
 
-async fn export(h: &Handle, ca: &ClusterCa, ttl: Duration) -> Credentials {
-    let members = h.status().await.expect("status").state.members;
-    let pem = String::from_utf8(ca.cert.to_pem().expect("pem")).expect("utf8");
-    let (creds, cmd) =
-        Credentials::export("c1", &pem, members, SystemTime::now(), ttl).expect("export");
-    assert_eq!(
-        h.propose(cmd, Duration::from_secs(5)).await,
-        Ok(Outcome::Done)
-    );
-    creds
+async fn export(h: &Handle, m: &Membership, ttl: Duration) -> Credentials {
+    member::export_credentials(h, m, ttl, SystemTime::now())
+        .await
+        .expect("export")
 }
 
 async fn join_node(
@@ -50,25 +44,20 @@ async fn join_node(
     peer: SocketAddr,
     dir: PathBuf,
 ) -> Result<(u64, Handle), JoinError> {
-    let key = pki::new_key().expect("key");
-    let addr = free_addr();
-    let accepted = join::request(creds, peer, &key, &addr.to_string(), SystemTime::now()).await?;
-    let tls =
-        NodeTls::from_parts(accepted.id, &accepted.ca_cert, &accepted.cert, &key).expect("tls");
-    let ca =
-        ClusterCa::from_pem(accepted.ca_cert.as_bytes(), accepted.ca_key.as_bytes()).expect("ca");
-    let (h, _) = member::start(
-        &dir,
-        &[],
-        &accepted.members,
-        &tls,
-        ca,
-        &accepted.cluster_id,
-        addr,
+    let files = ClusterFiles::new(&dir);
+    match member::join(
+        &files,
+        creds,
+        peer,
+        &free_addr().to_string(),
+        SystemTime::now(),
     )
     .await
-    .expect("start");
-    Ok((accepted.id, h))
+    {
+        Ok((h, m)) => Ok((m.info.node_id, h)),
+        Err(StartError::Join(e)) => Err(e),
+        Err(other) => panic!("start after join: {other}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,39 +65,19 @@ async fn nodes_join_with_exported_credentials() {
     let base = std::env::temp_dir().join(format!("postern-cluster-join-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let now = SystemTime::now();
-    let ca = ClusterCa::generate("c1", now).expect("ca");
-    let tls1 = NodeTls::issue(&ca, 1, now).expect("tls");
-    let (h1, addr1) = member::start(
-        &base.join("1"),
-        &[1],
-        &BTreeMap::new(),
-        &tls1,
-        ca.clone(),
-        "c1",
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("founding member");
-    wait_for(&h1, "the founding member to lead", |s| s.leader == 1).await;
-    assert_eq!(
-        h1.propose(
-            Command::PutMember {
-                id: 1,
-                addr: addr1.to_string()
-            },
-            Duration::from_secs(5)
-        )
-        .await,
-        Ok(Outcome::Done)
-    );
+    let addr1 = free_addr();
+    let (h1, m1) = member::found(&ClusterFiles::new(&base.join("1")), &addr1.to_string(), now)
+        .await
+        .expect("founding member");
+    assert_eq!(h1.status().await.expect("status").leader, 1);
 
-    let creds2 = export(&h1, &ca, Duration::from_secs(3600)).await;
+    let creds2 = export(&h1, &m1, Duration::from_secs(3600)).await;
     let (id2, h2) = join_node(&creds2, addr1, base.join("2"))
         .await
         .expect("node 2 joins");
     assert_eq!(id2, 2);
     wait_for(&h1, "node 2 to be promoted", |s| s.voters.contains(&2)).await;
-    let creds3 = export(&h1, &ca, Duration::from_secs(3600)).await;
+    let creds3 = export(&h1, &m1, Duration::from_secs(3600)).await;
     let (id3, h3) = join_node(&creds3, addr1, base.join("3"))
         .await
         .expect("node 3 joins");
@@ -140,12 +109,12 @@ async fn nodes_join_with_exported_credentials() {
         matches!(&again, Err(JoinError::Refused(r)) if r == "join token already used"),
         "{again:?}"
     );
-    let expired = export(&h1, &ca, Duration::ZERO).await;
+    let expired = export(&h1, &m1, Duration::ZERO).await;
     assert!(matches!(
         join_node(&expired, addr1, base.join("x2")).await,
         Err(JoinError::Expired(_))
     ));
-    let mut tampered = export(&h1, &ca, Duration::from_secs(3600)).await;
+    let mut tampered = export(&h1, &m1, Duration::from_secs(3600)).await;
     tampered.token.replace_range(
         0..1,
         if tampered.token.starts_with('0') {
@@ -160,7 +129,7 @@ async fn nodes_join_with_exported_credentials() {
         "{r:?}"
     );
     let other = ClusterCa::generate("c2", now).expect("ca");
-    let mut foreign = export(&h1, &ca, Duration::from_secs(3600)).await;
+    let mut foreign = export(&h1, &m1, Duration::from_secs(3600)).await;
     foreign.ca_cert = String::from_utf8(other.cert.to_pem().expect("pem")).expect("utf8");
     assert!(matches!(
         join_node(&foreign, addr1, base.join("x4")).await,
