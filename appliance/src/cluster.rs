@@ -1,26 +1,47 @@
-//! The node's cluster membership inside `posternd`: started at boot when `data_dir/cluster`
-//! says this node belongs to one, created by `cluster init`, or joined with credentials.
-//! The commands of `posternctl cluster …` and `posternctl setting …` land here.
+//! The node's cluster membership inside `posternd`. Every node is a member: at first start
+//! it founds a single-member cluster of its own (the embedded default: users, keys and
+//! settings live in its replicated state from the first minute), which it leaves when it
+//! joins another cluster with exported credentials. The key store the mail path reads
+//! mirrors the state ([`crate::keystore`]). The commands of `posternctl cluster …` and
+//! `posternctl setting …` land here.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use postern_cluster::files::{ClusterFiles, Membership};
 use postern_cluster::join::Credentials;
-use postern_cluster::member;
+use postern_cluster::member::{self, Options};
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command as ClusterCommand, Outcome};
+use postern_crypto::keys::MemoryKeyStore;
+use postern_crypto::keys::seal::Sealer;
+use postern_crypto::policy::{PolicyConfig, SharedPolicy};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::ClusterConfig;
+use crate::keystore::ClusterKeys;
+use crate::mirror::StateMirror;
 
-/// The running member, if any.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an admin read waits for the leader to confirm it (ReadIndex).
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running member.
 #[derive(Debug)]
 pub struct Cluster {
     files: ClusterFiles,
-    /// Where the cluster port listens when this node creates or joins a cluster.
+    /// Where the cluster port listens.
     listen: SocketAddr,
+    /// Where other members reach it.
+    advertise: String,
+    snapshot_every: u64,
+    keys: Arc<MemoryKeyStore>,
+    ca_name: String,
+    /// The crypto policy in force, and the file's version that settings override.
+    policy: Arc<SharedPolicy>,
+    base_policy: PolicyConfig,
     running: Mutex<Option<(Handle, Membership)>>,
 }
 
@@ -28,37 +49,163 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The address other members reach `listen` on: itself, unless it is a wildcard; then the
+/// address of this host's default route (found without sending anything), else loopback.
+pub fn advertised(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
+    let probe = UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
+        .and_then(|s| s.local_addr());
+    match probe {
+        Ok(a) => SocketAddr::new(a.ip(), listen.port()).to_string(),
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], listen.port())).to_string(),
+    }
+}
+
 impl Cluster {
-    pub fn new(data_dir: &std::path::Path, listen: SocketAddr) -> Cluster {
+    pub fn new(
+        data_dir: &std::path::Path,
+        config: &ClusterConfig,
+        keys: Arc<MemoryKeyStore>,
+        ca_name: String,
+        policy: Arc<SharedPolicy>,
+    ) -> Cluster {
+        let base_policy = (*policy.get()).clone();
         Cluster {
             files: ClusterFiles::new(data_dir),
-            listen,
+            listen: config.listen,
+            advertise: config
+                .advertise
+                .clone()
+                .unwrap_or_else(|| advertised(config.listen)),
+            snapshot_every: config.snapshot_every,
+            keys,
+            ca_name,
+            policy,
+            base_policy,
             running: Mutex::new(None),
         }
     }
 
-    /// Starts the member if this node belongs to a cluster (at daemon start).
-    pub async fn resume(&self) -> Result<(), String> {
-        if let Some((handle, m)) = member::resume(&self.files).await.map_err(err)? {
-            tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "cluster member started");
-            *self.running.lock().await = Some((handle, m));
+    fn options(&self) -> Options {
+        let keys = Arc::clone(&self.keys);
+        let policy = Arc::clone(&self.policy);
+        let base = self.base_policy.clone();
+        Options {
+            observer: Some(Arc::new(move |m: &Membership| {
+                Arc::new(StateMirror {
+                    keys: Arc::clone(&keys),
+                    sealer: Sealer::new(m.key.bytes()),
+                    policy: Arc::clone(&policy),
+                    base: base.clone(),
+                }) as Arc<dyn postern_cluster::runner::Observer>
+            })),
+            snapshot_every: Some(self.snapshot_every),
+        }
+    }
+
+    fn attach(&self, handle: &Handle) {
+        self.keys.set_replication(Arc::new(ClusterKeys {
+            handle: handle.clone(),
+        }));
+    }
+
+    /// At daemon start: resumes this node's membership, or founds its own single-member
+    /// cluster on first start; makes sure the cluster has its built-in CA.
+    pub async fn start(&self) -> Result<(), String> {
+        let mut running = self.running.lock().await;
+        let options = self.options();
+        let (handle, m) = match member::resume(&self.files, self.listen, &options)
+            .await
+            .map_err(err)?
+        {
+            Some(found) => {
+                tracing::info!(cluster = %found.1.info.cluster_id, node = found.1.info.node_id, "cluster member started");
+                found
+            }
+            None => {
+                let found = member::found(
+                    &self.files,
+                    self.listen,
+                    &self.advertise,
+                    SystemTime::now(),
+                    &options,
+                )
+                .await
+                .map_err(err)?;
+                tracing::info!(cluster = %found.1.info.cluster_id, addr = %self.advertise, "founded a single-member cluster (first start)");
+                found
+            }
+        };
+        self.attach(&handle);
+        let lone = handle
+            .status()
+            .await
+            .is_some_and(|s| s.state.members.len() <= 1);
+        *running = Some((handle, m));
+        drop(running);
+        if lone && self.keys.ca_pem().is_none() {
+            self.ensure_ca().await?;
         }
         Ok(())
     }
 
-    /// `cluster init`: a new cluster with this node as its first member.
-    pub async fn init(&self, addr: Option<String>) -> Result<serde_json::Value, String> {
-        let mut running = self.running.lock().await;
-        if running.is_some() {
-            return Err("this node already belongs to a cluster".into());
-        }
-        let addr = addr.unwrap_or_else(|| self.listen.to_string());
-        let (handle, m) = member::found(&self.files, &addr, SystemTime::now())
+    async fn ensure_ca(&self) -> Result<(), String> {
+        let keys = Arc::clone(&self.keys);
+        let name = self.ca_name.clone();
+        let created = tokio::task::spawn_blocking(move || keys.ensure_ca(&name, SystemTime::now()))
             .await
+            .map_err(err)?
             .map_err(err)?;
-        let out = json!({ "cluster_id": m.info.cluster_id, "node_id": 1, "addr": addr });
-        *running = Some((handle, m));
-        Ok(out)
+        if created {
+            tracing::info!(ca = %self.ca_name, "built-in certificate authority created");
+        }
+        Ok(())
+    }
+
+    /// Whether this node leads the cluster now (periodic work runs on the leader only).
+    pub async fn is_leader(&self) -> bool {
+        let running = self.running.lock().await;
+        let Some((handle, _)) = running.as_ref() else {
+            return false;
+        };
+        handle.status().await.is_some_and(|s| s.leader == s.id)
+    }
+
+    /// Waits until this node has applied everything committed so far, confirmed by a
+    /// quorum: admin reads after it see every acknowledged write, whichever node took it.
+    pub async fn read_barrier(&self) -> Result<(), String> {
+        let handle = {
+            let running = self.running.lock().await;
+            running.as_ref().map(|(h, _)| h.clone())
+        };
+        let handle = handle.ok_or("this node is not in a cluster")?;
+        handle.read_barrier(READ_TIMEOUT).await.map_err(|e| {
+            format!(
+                "the cluster cannot confirm a consistent read ({e}); is a majority of members up?"
+            )
+        })
+    }
+
+    /// `cluster init`: every node founds its own cluster at first start; this reports it.
+    pub async fn init(&self) -> Result<serde_json::Value, String> {
+        let running = self.running.lock().await;
+        let (handle, m) = running
+            .as_ref()
+            .ok_or("the cluster member is not running")?;
+        let s = handle.status().await.ok_or("the cluster member stopped")?;
+        if s.state.members.len() > 1 {
+            return Err(format!(
+                "this node already belongs to cluster {} with {} members",
+                m.info.cluster_id,
+                s.state.members.len()
+            ));
+        }
+        Ok(
+            json!({ "cluster_id": m.info.cluster_id, "node_id": m.info.node_id, "addr": m.info.addr }),
+        )
     }
 
     /// `cluster export-credentials`: a one-time join token valid for `ttl`.
@@ -71,39 +218,114 @@ impl Cluster {
         serde_json::to_value(&creds).map_err(err)
     }
 
-    /// `cluster join`: become a member with credentials exported on `peer`'s cluster.
-    pub async fn join(
-        &self,
-        credentials: &str,
-        peer: &str,
-        addr: Option<String>,
-    ) -> Result<serde_json::Value, String> {
-        let mut running = self.running.lock().await;
-        if running.is_some() {
-            return Err("this node already belongs to a cluster".into());
-        }
+    /// `cluster join`: leave this node's own single-member cluster and become a member of
+    /// the cluster the credentials name, through the member at `peer`. Refused when this
+    /// node's cluster has other members or already holds users or partner keys (they would
+    /// be lost).
+    pub async fn join(&self, credentials: &str, peer: &str) -> Result<serde_json::Value, String> {
         let creds = Credentials::parse(credentials.as_bytes()).map_err(err)?;
         let peer: SocketAddr = peer
             .parse()
             .map_err(|_| format!("{peer:?} is not an address:port"))?;
-        let addr = addr.unwrap_or_else(|| self.listen.to_string());
-        let (handle, m) = member::join(&self.files, &creds, peer, &addr, SystemTime::now())
+        let mut running = self.running.lock().await;
+        let mut leaving = None;
+        if let Some((handle, m)) = running.as_ref() {
+            let s = handle.status().await.ok_or("the cluster member stopped")?;
+            if m.info.cluster_id == creds.cluster_id {
+                return Err(format!(
+                    "this node is already a member of cluster {}",
+                    creds.cluster_id
+                ));
+            }
+            if s.state.members.len() > 1 {
+                return Err(format!(
+                    "this node belongs to cluster {} with {} members; remove it there first",
+                    m.info.cluster_id,
+                    s.state.members.len()
+                ));
+            }
+            let (users, partners) = (s.state.users.len(), s.state.partner_keys.len());
+            if users + partners > 0 {
+                return Err(format!(
+                    "this node holds {users} users and {partners} partners of its own, which joining would discard; join from a fresh node"
+                ));
+            }
+            leaving = Some((handle.clone(), m.info.cluster_id.clone()));
+        }
+        // Spend the token first: a refused join leaves this node as it was.
+        let admitted = member::request_join(&creds, peer, &self.advertise, SystemTime::now())
             .await
             .map_err(err)?;
-        let out =
-            json!({ "cluster_id": m.info.cluster_id, "node_id": m.info.node_id, "addr": addr });
+        if let Some((handle, old)) = leaving {
+            handle.shutdown().await;
+            *running = None;
+            let kept = self.files.retire(SystemTime::now()).map_err(err)?;
+            tracing::info!(cluster = %old, kept = %kept.display(), "left the single-member cluster to join another");
+        }
+        let (handle, m) = member::start_joined(&self.files, admitted, self.listen, &self.options())
+            .await
+            .map_err(err)?;
+        self.attach(&handle);
+        let out = json!({ "cluster_id": m.info.cluster_id, "node_id": m.info.node_id, "addr": m.info.addr });
         tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "joined the cluster");
         *running = Some((handle, m));
         Ok(out)
     }
 
-    /// `cluster status`.
+    /// `cluster remove`: takes member `id` out of the cluster (a dead node, or one being
+    /// replaced); run on any other member.
+    pub async fn remove(&self, id: u64) -> Result<serde_json::Value, String> {
+        let running = self.running.lock().await;
+        let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
+        if id == m.info.node_id {
+            return Err("a node cannot remove itself: run this on another member".into());
+        }
+        let s = handle.status().await.ok_or("the cluster member stopped")?;
+        if !s.voters.contains(&id) && !s.learners.contains(&id) {
+            return Err(format!("node {id} is not a member"));
+        }
+        if s.voters == [id] {
+            return Err("cannot remove the last voter".into());
+        }
+        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            match handle.remove_node(id).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e.to_string()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        // Wait until the configuration no longer names it, then forget its address.
+        loop {
+            let s = handle.status().await.ok_or("the cluster member stopped")?;
+            if !s.voters.contains(&id) && !s.learners.contains(&id) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("node {id} is still in the configuration"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match handle
+            .propose(ClusterCommand::RemoveMember { id }, PROPOSE_TIMEOUT)
+            .await
+        {
+            Ok(Outcome::Done | Outcome::NotFound(_)) => Ok(json!({ "removed": id })),
+            Ok(o) => Err(format!("unexpected outcome {o:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `cluster status`: members, leader, term, and on the leader each member's lag.
     pub async fn status(&self) -> Result<serde_json::Value, String> {
         let running = self.running.lock().await;
-        let (handle, m) = running
-            .as_ref()
-            .ok_or("this node is not in a cluster (posternctl cluster init, or join)")?;
+        let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
         let s = handle.status().await.ok_or("the cluster member stopped")?;
+        let lag: serde_json::Map<String, serde_json::Value> = s
+            .matched
+            .iter()
+            .map(|(id, matched)| (id.to_string(), json!(s.last_index.saturating_sub(*matched))))
+            .collect();
         Ok(json!({
             "cluster_id": m.info.cluster_id,
             "node_id": s.id,
@@ -113,11 +335,13 @@ impl Cluster {
             "voters": s.voters,
             "learners": s.learners,
             "members": s.state.members,
+            "lag": lag,
         }))
     }
 
-    /// `setting set`: a replicated setting.
+    /// `setting set`: a replicated setting (policy settings are checked first).
     pub async fn set(&self, key: String, value: String) -> Result<serde_json::Value, String> {
+        crate::settings::check(&key, &value)?;
         let running = self.running.lock().await;
         let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
         match handle
@@ -130,8 +354,24 @@ impl Cluster {
         }
     }
 
-    /// `setting get`: this node's copy (a local read).
+    /// `setting unset`: back to each node's configuration file.
+    pub async fn unset(&self, key: String) -> Result<serde_json::Value, String> {
+        let running = self.running.lock().await;
+        let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
+        match handle
+            .propose(ClusterCommand::RemoveSetting { key }, PROPOSE_TIMEOUT)
+            .await
+        {
+            Ok(Outcome::Done) => Ok(serde_json::Value::Null),
+            Ok(Outcome::NotFound(m) | Outcome::Refused(m)) => Err(m),
+            Ok(o) => Err(format!("unexpected outcome {o:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `setting get`: a linearizable read of a replicated setting.
     pub async fn get(&self, key: &str) -> Result<serde_json::Value, String> {
+        self.read_barrier().await?;
         let running = self.running.lock().await;
         let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
         let s = handle.status().await.ok_or("the cluster member stopped")?;
@@ -140,5 +380,12 @@ impl Cluster {
             .get(key)
             .map(|v| json!(v))
             .ok_or_else(|| format!("no setting {key}"))
+    }
+
+    /// Stops the member (at daemon shutdown).
+    pub async fn stop(&self) {
+        if let Some((handle, _)) = self.running.lock().await.take() {
+            handle.shutdown().await;
+        }
     }
 }

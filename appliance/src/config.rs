@@ -26,10 +26,16 @@ pub struct Config {
     pub cluster: ClusterConfig,
 }
 
-/// The cluster port (used once this node creates or joins a cluster).
+/// The cluster port. Every node is a cluster member: at first start it founds a
+/// single-member cluster of its own, which it leaves when it joins another.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     pub listen: SocketAddr,
+    /// The address other members reach this node on; empty: `listen`, or this host's
+    /// primary address when `listen` is a wildcard.
+    pub advertise: Option<String>,
+    /// Save the state and compact the Raft log every this many entries.
+    pub snapshot_every: u64,
 }
 
 /// Signing, encryption and inbound marking (DESIGN.md §4).
@@ -113,6 +119,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub cluster_listen: Option<String>,
     pub downstream: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
@@ -177,6 +184,9 @@ fn apply_overrides(table: &mut Table, o: &Overrides) {
     }
     if let Some(v) = &o.downstream {
         set("downstream", "address", Value::String(v.clone()));
+    }
+    if let Some(v) = &o.cluster_listen {
+        set("cluster", "listen", Value::String(v.clone()));
     }
     if let Some(v) = &o.data_dir {
         set("server", "data_dir", Value::String(v.display().to_string()));
@@ -473,7 +483,7 @@ impl Reader {
     }
 
     fn cluster(&mut self, t: &Table) -> ClusterConfig {
-        self.known(t, "cluster.", &["listen"]);
+        self.known(t, "cluster.", &["listen", "advertise", "snapshot_every"]);
         let text = self.string(t, "cluster.", "listen", "0.0.0.0:7946");
         let listen = text.parse().unwrap_or_else(|_| {
             self.errors.push(format!(
@@ -481,7 +491,27 @@ impl Reader {
             ));
             SocketAddr::from(([0, 0, 0, 0], 7946))
         });
-        ClusterConfig { listen }
+        let advertise = self
+            .opt_string(t, "cluster.", "advertise")
+            .filter(|a| !a.is_empty());
+        if let Some(a) = &advertise {
+            match a.parse::<SocketAddr>() {
+                Ok(sa) if !sa.ip().is_unspecified() && sa.port() != 0 => {}
+                _ => self.errors.push(format!(
+                    "cluster.advertise: {a:?} is not an address:port other members can reach (e.g. 192.0.2.10:7946)"
+                )),
+            }
+        }
+        let snapshot_every = self.count(t, "cluster.", "snapshot_every", 1000);
+        if snapshot_every < 10 {
+            self.errors
+                .push("cluster.snapshot_every: must be at least 10 entries".into());
+        }
+        ClusterConfig {
+            listen,
+            advertise,
+            snapshot_every: snapshot_every as u64,
+        }
     }
 
     fn flag(&mut self, t: &Table, prefix: &str, key: &str, default: bool) -> bool {
@@ -729,17 +759,42 @@ mod tests {
     fn overrides_win_and_are_checked() {
         let o = Overrides {
             listen: Some("127.0.0.1:2525".into()),
+            cluster_listen: Some("127.0.0.1:7000".into()),
             downstream: Some("127.0.0.1:2526".into()),
             data_dir: Some("/tmp/x".into()),
         };
         let c = Config::parse("", "t", &o).expect("valid");
         assert_eq!(c.server.listen.port(), 2525);
+        assert_eq!(c.cluster.listen.port(), 7000);
         assert_eq!(c.downstream.address, "127.0.0.1:2526");
         let bad = Overrides {
             listen: Some("x".into()),
+            ..o.clone()
+        };
+        assert!(Config::parse("", "t", &bad).is_err());
+        let bad = Overrides {
+            cluster_listen: Some("x".into()),
             ..o
         };
         assert!(Config::parse("", "t", &bad).is_err());
+    }
+
+    #[test]
+    fn cluster_section_is_checked() {
+        assert_errors(
+            "[cluster]\nlisten = \"nowhere\"\nadvertise = \"0.0.0.0:7946\"\nsnapshot_every = 3\n",
+            &[
+                "cluster.listen: \"nowhere\"",
+                "cluster.advertise: \"0.0.0.0:7946\" is not an address:port other members can reach",
+                "cluster.snapshot_every: must be at least 10",
+            ],
+        );
+        let c = parse(
+            "[downstream]\naddress = \"127.0.0.1:25\"\n[cluster]\nadvertise = \"192.0.2.10:7946\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.cluster.advertise.as_deref(), Some("192.0.2.10:7946"));
+        assert_eq!(c.cluster.snapshot_every, 1000);
     }
 
     #[test]

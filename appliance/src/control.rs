@@ -14,8 +14,8 @@ use tokio::net::UnixListener;
 /// Largest request accepted (a PKCS#12 bundle or a keyring, base64).
 const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
-/// Every management action. All of them are allowed on any node at any time while the key
-/// store is local; with the cluster, writes will go through the leader.
+/// Every management action. Any member takes any of them: writes go through the leader and
+/// are committed before the reply; admin reads are linearizable (ReadIndex).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
@@ -62,19 +62,21 @@ pub enum Command {
     CaCert,
     /// Run the key rollover check now.
     Rollover,
-    /// Create a new cluster with this node as its first member (before any join).
-    ClusterInit {
-        addr: Option<String>,
-    },
+    /// The single-member cluster this node founded at first start.
+    ClusterInit,
     /// Credentials (JSON) with a one-time join token valid for `ttl_secs` (member only).
     ClusterExportCredentials {
         ttl_secs: u64,
     },
-    /// Join the cluster the credentials name through the member at `peer` (before init).
+    /// Leave this node's own single-member cluster and join the one the credentials name,
+    /// through the member at `peer`.
     ClusterJoin {
         credentials: String,
         peer: String,
-        addr: Option<String>,
+    },
+    /// Take member `id` out of the cluster.
+    ClusterRemove {
+        id: u64,
     },
     /// Members, leader, term, applied index of this node.
     ClusterStatus,
@@ -83,7 +85,11 @@ pub enum Command {
         key: String,
         value: String,
     },
-    /// This node's copy of a replicated setting.
+    /// Remove a replicated setting (policy settings: back to the file's value).
+    SettingUnset {
+        key: String,
+    },
+    /// A replicated setting (linearizable read).
     SettingGet {
         key: String,
     },
@@ -121,7 +127,6 @@ impl Response {
 pub struct Handler {
     pub cluster: Arc<crate::cluster::Cluster>,
     pub keys: Arc<MemoryKeyStore>,
-    pub files: crate::keystore::KeyFiles,
     pub key_validity: Duration,
 }
 
@@ -130,35 +135,39 @@ fn b64d(s: &str) -> Result<Vec<u8>, String> {
 }
 
 impl Handler {
-    /// Executes `cmd`; a change is on disk before the response says it is done.
+    /// Executes `cmd`: a change is committed by the cluster (on a majority's disks) before
+    /// the response says it is done; a read first waits for everything committed so far.
+    /// Blocks: run it off the async runtime.
     pub fn execute(&self, cmd: Command) -> Response {
-        let before = self.keys.generation();
-        let response = self.apply(cmd);
-        if self.keys.generation() != before
-            && let Err(e) = self.files.save(&self.keys)
-        {
-            tracing::error!(error = %e, "cannot save the key store");
-            return Response::err(format!("the change is active but could not be saved: {e}"));
-        }
-        response
+        self.apply(cmd)
+    }
+
+    /// Whether `cmd` reads the key store (and wants a linearizable read first).
+    pub fn is_read(cmd: &Command) -> bool {
+        matches!(
+            cmd,
+            Command::UserList
+                | Command::UserCert { .. }
+                | Command::UserPgp { .. }
+                | Command::PartnerList
+                | Command::CaCert
+        )
     }
 
     /// Cluster commands wait on Raft; they run on the async side.
     pub async fn execute_cluster(&self, cmd: Command) -> Option<Response> {
         let c = &self.cluster;
         let r = match cmd {
-            Command::ClusterInit { addr } => c.init(addr).await,
+            Command::ClusterInit => c.init().await,
             Command::ClusterExportCredentials { ttl_secs } => {
                 c.export(Duration::from_secs(ttl_secs.max(60))).await
             }
-            Command::ClusterJoin {
-                credentials,
-                peer,
-                addr,
-            } => c.join(&credentials, &peer, addr).await,
+            Command::ClusterJoin { credentials, peer } => c.join(&credentials, &peer).await,
+            Command::ClusterRemove { id } => c.remove(id).await,
             Command::ClusterStatus => c.status().await,
             Command::SettingSet { key, value } => c.set(key, value).await,
             Command::SettingGet { key } => c.get(&key).await,
+            Command::SettingUnset { key } => c.unset(key).await,
             _ => return None,
         };
         Some(match r {
@@ -234,12 +243,14 @@ impl Handler {
                     .map(|r| to(&r))
                     .map_err(|e| e.to_string()),
             ),
-            Command::ClusterInit { .. }
+            Command::ClusterInit
             | Command::ClusterExportCredentials { .. }
             | Command::ClusterJoin { .. }
+            | Command::ClusterRemove { .. }
             | Command::ClusterStatus
             | Command::SettingSet { .. }
-            | Command::SettingGet { .. } => {
+            | Command::SettingGet { .. }
+            | Command::SettingUnset { .. } => {
                 Response::err("a cluster command reached the key store")
             }
         }
@@ -300,9 +311,23 @@ pub async fn serve(listener: UnixListener, handler: Handler) {
                         tracing::info!(command = name, "control command");
                         match handler.execute_cluster(cmd.clone()).await {
                             Some(r) => r,
-                            None => tokio::task::spawn_blocking(move || handler.execute(cmd))
-                                .await
-                                .unwrap_or_else(|e| Response::err(format!("command failed: {e}"))),
+                            None => {
+                                let barrier = if Handler::is_read(&cmd) {
+                                    handler.cluster.read_barrier().await
+                                } else {
+                                    Ok(())
+                                };
+                                match barrier {
+                                    Err(e) => Response::err(e),
+                                    Ok(()) => {
+                                        tokio::task::spawn_blocking(move || handler.execute(cmd))
+                                            .await
+                                            .unwrap_or_else(|e| {
+                                                Response::err(format!("command failed: {e}"))
+                                            })
+                                    }
+                                }
+                            }
                         }
                     }
                     Err(e) => Response::err(format!("bad request: {e}")),
@@ -333,11 +358,13 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::TrustAdd { .. } => "trust-add",
         Command::CaCert => "ca-cert",
         Command::Rollover => "rollover",
-        Command::ClusterInit { .. } => "cluster-init",
+        Command::ClusterInit => "cluster-init",
+        Command::ClusterRemove { .. } => "cluster-remove",
         Command::ClusterExportCredentials { .. } => "cluster-export-credentials",
         Command::ClusterJoin { .. } => "cluster-join",
         Command::ClusterStatus => "cluster-status",
         Command::SettingSet { .. } => "setting-set",
         Command::SettingGet { .. } => "setting-get",
+        Command::SettingUnset { .. } => "setting-unset",
     }
 }

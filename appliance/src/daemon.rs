@@ -9,11 +9,11 @@ use tokio_rustls::TlsAcceptor;
 
 use postern_crypto::engine::Engine;
 use postern_crypto::keys::MemoryKeyStore;
+use postern_crypto::keys::seal::Sealer;
 use postern_crypto::policy::PolicyConfig;
 
 use crate::config::Config;
 use crate::control::{self, Handler};
-use crate::keystore::{KeyFileError, KeyFiles};
 use crate::policy::{DomainRouter, Gateway};
 use crate::relay::downstream::{Target, TargetError};
 use crate::relay::limits::ConnectionLimits;
@@ -37,8 +37,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("key store: {0}")]
-    Keys(#[from] KeyFileError),
+    #[error("cluster member: {0}")]
+    Cluster(String),
     #[error("control socket {path}: {source}")]
     Control {
         path: String,
@@ -54,7 +54,6 @@ pub struct Daemon {
     grace: std::time::Duration,
     control: tokio::net::UnixListener,
     handler: Handler,
-    key_files: KeyFiles,
     rollover_interval: std::time::Duration,
 }
 
@@ -85,8 +84,11 @@ impl Daemon {
             command_timeout: smtp.command_timeout,
             data_timeout: smtp.data_timeout,
         };
-        let key_files = KeyFiles::new(data_dir);
-        let keys = key_files.open(&format!("Postern CA {}", config.server.hostname))?;
+        // The key store mirrors the cluster state; the member fills it (and gives it the
+        // cluster key) as it starts.
+        let keys = Arc::new(MemoryKeyStore::new(Sealer::new(
+            Sealer::generate().map_err(|e| StartError::Cluster(e.to_string()))?,
+        )));
         let crypto = &config.crypto;
         let engine = Engine::new(
             PolicyConfig {
@@ -97,6 +99,13 @@ impl Daemon {
             },
             Arc::clone(&keys) as Arc<dyn postern_crypto::keys::KeyStore>,
         );
+        let cluster = Arc::new(crate::cluster::Cluster::new(
+            data_dir,
+            &config.cluster,
+            Arc::clone(&keys),
+            format!("Postern CA {}", config.server.hostname),
+            Arc::clone(&engine.policy),
+        ));
         let socket = control::socket_path(data_dir);
         let control = control::bind(&socket).map_err(|source| StartError::Control {
             path: socket.display().to_string(),
@@ -120,21 +129,17 @@ impl Daemon {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
+        cluster.start().await.map_err(StartError::Cluster)?;
         Ok(Daemon {
             listener,
             relay: Arc::new(relay),
             grace: config.server.shutdown_grace,
             control,
             handler: Handler {
-                cluster: Arc::new(crate::cluster::Cluster::new(
-                    data_dir,
-                    config.cluster.listen,
-                )),
+                cluster,
                 keys,
-                files: key_files.clone(),
                 key_validity: crypto.key_validity,
             },
-            key_files,
             rollover_interval: crypto.rollover_interval,
         })
     }
@@ -146,61 +151,39 @@ impl Daemon {
 
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        if let Err(e) = self.handler.cluster.resume().await {
-            tracing::error!(error = %e, "cannot start the cluster member; mail keeps flowing on local keys");
-        }
         let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
-        let keeper = tokio::spawn(keep_keys(
-            self.handler.keys.clone(),
-            self.key_files.clone(),
-            self.handler.key_validity,
-            self.rollover_interval,
-        ));
+        let keeper = tokio::spawn(keep_keys(self.handler.clone(), self.rollover_interval));
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
         control.abort();
         keeper.abort();
-        persist(&self.handler.keys, &self.key_files, &mut 0);
+        self.handler.cluster.stop().await;
     }
 }
 
-/// Persists key store changes (harvested keys, admin commands) within a second, and runs
-/// the rollover check on its interval.
-async fn keep_keys(
-    keys: Arc<MemoryKeyStore>,
-    files: KeyFiles,
-    validity: std::time::Duration,
-    rollover_every: std::time::Duration,
-) {
-    let mut saved = keys.generation();
+/// Runs the key rollover check on its interval, on the leader only (one node makes the
+/// new keys; the cluster gives them to every node).
+async fn keep_keys(handler: Handler, rollover_every: std::time::Duration) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut last_rollover: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        if last_rollover.is_none_or(|t| t.elapsed() >= rollover_every) {
-            last_rollover = Some(tokio::time::Instant::now());
-            let k = Arc::clone(&keys);
-            let done = tokio::task::spawn_blocking(move || {
-                k.rollover(std::time::SystemTime::now(), validity)
-            })
-            .await;
-            match done {
-                Ok(Ok(users)) if !users.is_empty() => {
-                    tracing::info!(users = ?users, "key rollover: new keys sign from now on")
-                }
-                Ok(Err(e)) => tracing::error!(error = %e, "key rollover failed"),
-                _ => {}
-            }
+        if last_rollover.is_some_and(|t| t.elapsed() < rollover_every)
+            || !handler.cluster.is_leader().await
+        {
+            continue;
         }
-        persist(&keys, &files, &mut saved);
-    }
-}
-
-fn persist(keys: &MemoryKeyStore, files: &KeyFiles, saved: &mut u64) {
-    let generation = keys.generation();
-    if generation != *saved {
-        match files.save(keys) {
-            Ok(()) => *saved = generation,
-            Err(e) => tracing::error!(error = %e, "cannot save the key store"),
+        last_rollover = Some(tokio::time::Instant::now());
+        let k = Arc::clone(&handler.keys);
+        let validity = handler.key_validity;
+        let done =
+            tokio::task::spawn_blocking(move || k.rollover(std::time::SystemTime::now(), validity))
+                .await;
+        match done {
+            Ok(Ok(users)) if !users.is_empty() => {
+                tracing::info!(users = ?users, "key rollover: new keys sign from now on")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "key rollover failed"),
+            _ => {}
         }
     }
 }

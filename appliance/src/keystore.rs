@@ -1,159 +1,404 @@
-//! The key store on this node's disk until the cluster state takes over: the sealed state
-//! in `data_dir/keys/keystore.json`, the store key in `data_dir/keys/store.key` (both 0600).
-//! Written atomically (temporary file, fsync, rename) whenever the store changes.
+//! The key store on the cluster state: users, their keys, harvested partner keys, the
+//! built-in CA and the trust anchors live in the replicated [`State`]; the mail path reads
+//! them from a local [`MemoryKeyStore`] that mirrors it.
+//!
+//! - Writes: a key store change ([`Change`]s) becomes one [`ClusterCommand::Batch`] proposed
+//!   through the leader ([`ClusterKeys`]); admin changes wait until they are committed,
+//!   keys harvested from mail wait briefly and are dropped without quorum (mail flows on).
+//! - Reads: [`crate::mirror::StateMirror`] sees every applied command on the Raft thread and
+//!   installs the touched user or partner ([`touched`]) in the local store before the
+//!   proposer hears "applied", so a change is visible on the node that made it as soon as
+//!   it returns.
+//! - Private keys are sealed under the cluster key before they are proposed; the log, the
+//!   snapshots and RocksDB never hold them in the clear.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postern_crypto::keys::seal::Sealer;
-use postern_crypto::keys::{KeyStoreError, MemoryKeyStore};
+use postern_cluster::runner::Handle;
+use postern_cluster::state::{
+    Command as ClusterCommand, KeyRecord, Outcome, State, User as ClusterUser,
+};
+use postern_crypto::keys::store::{
+    Change, HarvestedCert, HarvestedPgp, PartnerRecord, Replication, SealedIdentity, SealedPgp,
+    StoreState, Urgency, UserRecord,
+};
+use postern_crypto::keys::{KeyStoreError, ca};
+use postern_crypto::pgp;
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: store key must be exactly 32 bytes")]
-    BadStoreKey { path: PathBuf },
-    #[error("{path}: {source}")]
-    Store {
-        path: PathBuf,
-        source: KeyStoreError,
-    },
+const SMIME: &str = "smime";
+const OPENPGP: &str = "openpgp";
+/// How long an admin change may take to commit.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a harvested key may hold up the message it came with.
+const HARVEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Proposes key store changes to the cluster.
+#[derive(Debug)]
+pub struct ClusterKeys {
+    pub handle: Handle,
 }
 
-/// Where the key store lives on disk. Clones share one lock: the control socket and the
-/// periodic keeper both save, and two writers of the same temporary file would race.
-#[derive(Debug, Clone)]
-pub struct KeyFiles {
-    dir: PathBuf,
-    writing: Arc<std::sync::Mutex<()>>,
-}
-
-impl KeyFiles {
-    pub fn new(data_dir: &Path) -> KeyFiles {
-        KeyFiles {
-            dir: data_dir.join("keys"),
-            writing: Arc::new(std::sync::Mutex::new(())),
-        }
-    }
-
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-        move |source| KeyFileError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
-
-    /// Opens the store, creating key and empty store on first start, and makes sure the
-    /// built-in CA exists.
-    pub fn open(&self, ca_name: &str) -> Result<Arc<MemoryKeyStore>, KeyFileError> {
-        std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(Self::io(&self.dir))?;
-        let key_path = self.dir.join("store.key");
-        let key = match std::fs::read(&key_path) {
-            Ok(k) => <[u8; 32]>::try_from(k.as_slice()).map_err(|_| KeyFileError::BadStoreKey {
-                path: key_path.clone(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let k = Sealer::generate().map_err(|e| KeyFileError::Store {
-                    path: key_path.clone(),
-                    source: e.into(),
-                })?;
-                write_private(&key_path, &k)?;
-                k
-            }
-            Err(e) => return Err(Self::io(&key_path)(e)),
+impl Replication for ClusterKeys {
+    fn commit(&self, changes: Vec<Change>, urgency: Urgency) -> Result<(), KeyStoreError> {
+        let commands = changes.iter().map(to_command).collect();
+        let timeout = match urgency {
+            Urgency::Admin => ADMIN_TIMEOUT,
+            Urgency::Harvest => HARVEST_TIMEOUT,
         };
-        let state_path = self.state_path();
-        let store = match std::fs::read(&state_path) {
-            Ok(bytes) => {
-                MemoryKeyStore::from_bytes(&bytes, Sealer::new(key)).map_err(|source| {
-                    KeyFileError::Store {
-                        path: state_path.clone(),
-                        source,
-                    }
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                MemoryKeyStore::new(Sealer::new(key))
-            }
-            Err(e) => return Err(Self::io(&state_path)(e)),
-        };
-        let created = store
-            .ensure_ca(ca_name, std::time::SystemTime::now())
-            .map_err(|source| KeyFileError::Store {
-                path: state_path.clone(),
-                source,
-            })?;
-        if created {
-            tracing::info!(ca = ca_name, "built-in certificate authority created");
+        match self
+            .handle
+            .propose_blocking(ClusterCommand::Batch { commands }, timeout)
+        {
+            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::NotFound(m) | Outcome::Refused(m)) => Err(KeyStoreError::Replication(m)),
+            Ok(other) => Err(KeyStoreError::Replication(format!(
+                "unexpected outcome {other:?}"
+            ))),
+            Err(e) => Err(KeyStoreError::Replication(e.to_string())),
         }
-        let store = Arc::new(store);
-        self.save(&store)?;
-        Ok(store)
-    }
-
-    fn state_path(&self) -> PathBuf {
-        self.dir.join("keystore.json")
-    }
-
-    pub fn save(&self, store: &MemoryKeyStore) -> Result<(), KeyFileError> {
-        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        write_private(&self.state_path(), &store.to_bytes())
     }
 }
 
-/// Writes `data` to `path` atomically with mode 0600.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), KeyFileError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| KeyFileError::Io {
-        path: tmp.clone(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    })
+/// The key store entities `cmd` changed, with their value in `state`.
+pub fn touched(state: &State, cmd: &ClusterCommand, out: &mut Vec<Change>) {
+    use ClusterCommand as C;
+    match cmd {
+        C::PutUser { address, .. } | C::RemoveUser { address } | C::AddUserKey { address, .. } => {
+            out.push(Change::User(
+                address.clone(),
+                state.users.get(address).map(user_from),
+            ))
+        }
+        C::PutPartnerKey { address, .. }
+        | C::PutPartner { address, .. }
+        | C::RemovePartner { address } => out.push(Change::Partner(
+            address.clone(),
+            state.partner_keys.get(address).map(|k| partner_from(k)),
+        )),
+        C::PutCa { .. } => {
+            if let Some(ca) = &state.ca {
+                out.push(Change::Ca(identity_from(ca)));
+            }
+        }
+        C::SetTrustAnchors { .. } => out.push(Change::Anchors(state.trust_anchors.clone())),
+        C::Batch { commands } => {
+            for c in commands {
+                touched(state, c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn cert_not_after(pem: &str) -> u64 {
+    openssl::x509::X509::from_pem(pem.as_bytes())
+        .ok()
+        .and_then(|c| ca::not_after(&c))
+        .map(secs)
+        .unwrap_or_default()
+}
+
+fn pgp_not_after(armored: &str) -> u64 {
+    pgp::parse_cert(armored.as_bytes())
+        .ok()
+        .and_then(|c| pgp::expires(&c, SystemTime::now()))
+        .map(secs)
+        .unwrap_or_default()
+}
+
+fn identity_record(id: &SealedIdentity) -> KeyRecord {
+    let mut meta = BTreeMap::new();
+    if !id.chain.is_empty() {
+        meta.insert("chain".to_owned(), id.chain.concat());
+    }
+    KeyRecord {
+        kind: SMIME.into(),
+        public: id.cert.clone(),
+        sealed_private: Some(id.key.clone()),
+        not_after: cert_not_after(&id.cert),
+        meta,
+    }
+}
+
+fn identity_from(k: &KeyRecord) -> SealedIdentity {
+    let chain = k
+        .meta
+        .get("chain")
+        .map(|pems| split_pems(pems))
+        .unwrap_or_default();
+    SealedIdentity {
+        cert: k.public.clone(),
+        chain,
+        key: k.sealed_private.clone().unwrap_or_default(),
+    }
+}
+
+/// Splits concatenated PEM blocks.
+fn split_pems(text: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    text.split_inclusive(END)
+        .map(|p| p.trim_start().to_owned())
+        .filter(|p| p.ends_with(END))
+        .map(|p| p + "\n")
+        .collect()
+}
+
+fn to_command(change: &Change) -> ClusterCommand {
+    match change {
+        Change::Ca(id) => ClusterCommand::PutCa {
+            key: identity_record(id),
+        },
+        Change::Anchors(pems) => ClusterCommand::SetTrustAnchors { pems: pems.clone() },
+        Change::User(address, None) => ClusterCommand::RemoveUser {
+            address: address.clone(),
+        },
+        Change::User(address, Some(u)) => {
+            let keys = u
+                .smime
+                .iter()
+                .map(identity_record)
+                .chain(u.pgp.iter().map(|k| KeyRecord {
+                    kind: OPENPGP.into(),
+                    public: k.public.clone(),
+                    sealed_private: Some(k.secret.clone()),
+                    not_after: pgp_not_after(&k.public),
+                    meta: BTreeMap::new(),
+                }))
+                .collect();
+            ClusterCommand::PutUser {
+                address: address.clone(),
+                user: ClusterUser { keys },
+            }
+        }
+        Change::Partner(address, p) => {
+            let keys = p.iter().flat_map(|p| {
+                p.smime
+                    .iter()
+                    .map(|h| KeyRecord {
+                        kind: SMIME.into(),
+                        public: h.cert.clone(),
+                        sealed_private: None,
+                        not_after: cert_not_after(&h.cert),
+                        meta: [
+                            ("seen".to_owned(), h.seen.to_string()),
+                            (
+                                "capabilities".to_owned(),
+                                serde_json::to_string(&h.capabilities).unwrap_or_default(),
+                            ),
+                        ]
+                        .into(),
+                    })
+                    .chain(p.pgp.iter().map(|h| KeyRecord {
+                        kind: OPENPGP.into(),
+                        public: h.cert.clone(),
+                        sealed_private: None,
+                        not_after: pgp_not_after(&h.cert),
+                        meta: [("seen".to_owned(), h.seen.to_string())].into(),
+                    }))
+            });
+            ClusterCommand::PutPartner {
+                address: address.clone(),
+                keys: keys.collect(),
+            }
+        }
+    }
+}
+
+fn user_from(u: &ClusterUser) -> UserRecord {
+    UserRecord {
+        smime: u
+            .keys
+            .iter()
+            .filter(|k| k.kind == SMIME)
+            .map(identity_from)
+            .collect(),
+        pgp: u
+            .keys
+            .iter()
+            .filter(|k| k.kind == OPENPGP)
+            .map(|k| SealedPgp {
+                public: k.public.clone(),
+                secret: k.sealed_private.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn seen(k: &KeyRecord) -> u64 {
+    k.meta
+        .get("seen")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default()
+}
+
+fn partner_from(keys: &[KeyRecord]) -> PartnerRecord {
+    PartnerRecord {
+        smime: keys
+            .iter()
+            .filter(|k| k.kind == SMIME)
+            .map(|k| HarvestedCert {
+                cert: k.public.clone(),
+                capabilities: k
+                    .meta
+                    .get("capabilities")
+                    .and_then(|c| serde_json::from_str(c).ok())
+                    .unwrap_or_default(),
+                seen: seen(k),
+            })
+            .collect(),
+        pgp: keys
+            .iter()
+            .filter(|k| k.kind == OPENPGP)
+            .map(|k| HarvestedPgp {
+                cert: k.public.clone(),
+                seen: seen(k),
+            })
+            .collect(),
+    }
+}
+
+/// The key store part of the replicated state.
+pub fn from_cluster(state: &State) -> StoreState {
+    StoreState {
+        ca: state.ca.as_ref().map(identity_from),
+        anchors: state.trust_anchors.clone(),
+        users: state
+            .users
+            .iter()
+            .map(|(a, u)| (a.clone(), user_from(u)))
+            .collect(),
+        partners: state
+            .partner_keys
+            .iter()
+            .map(|(a, k)| (a.clone(), partner_from(k)))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    /// The control socket and the keeper save at the same time; every save must succeed.
-    #[test]
-    fn concurrent_saves_do_not_race() {
-        let dir = std::env::temp_dir().join(format!("postern-keyfiles-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let files = KeyFiles::new(&dir);
-        let store = files.open("Test CA").expect("open");
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let files = files.clone();
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || (0..25).all(|_| files.save(&store).is_ok()))
-            })
-            .collect();
-        for t in threads {
-            assert!(t.join().expect("thread"), "a save failed");
+    use postern_cluster::state::apply;
+    use postern_crypto::keys::KeyStore as _;
+    use postern_crypto::keys::MemoryKeyStore;
+    use postern_crypto::keys::seal::Sealer;
+
+    /// The cluster in miniature: applies each commit to one state and tells every
+    /// node's observer, as the Raft thread does.
+    #[derive(Default)]
+    struct Leader {
+        state: std::sync::Mutex<State>,
+        nodes: std::sync::Mutex<Vec<Arc<MemoryKeyStore>>>,
+    }
+
+    impl std::fmt::Debug for Leader {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Leader")
         }
-        let reopened = KeyFiles::new(&dir).open("Test CA").expect("reopen");
-        assert_eq!(reopened.ca_pem(), store.ca_pem());
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    impl Replication for Leader {
+        fn commit(&self, changes: Vec<Change>, _: Urgency) -> Result<(), KeyStoreError> {
+            let cmd = ClusterCommand::Batch {
+                commands: changes.iter().map(to_command).collect(),
+            };
+            let mut state = self.state.lock().unwrap();
+            match apply(&mut state, &cmd) {
+                Outcome::Done => {}
+                other => return Err(KeyStoreError::Replication(format!("{other:?}"))),
+            }
+            let mut changes = Vec::new();
+            touched(&state, &cmd, &mut changes);
+            for store in self.nodes.lock().unwrap().iter() {
+                assert!(store.install(&changes).is_empty());
+            }
+            Ok(())
+        }
+    }
+
+    /// Every kind of key store change travels as cluster commands: the node that makes it
+    /// and another node see the same users, keys, partners and CA; a restore from the
+    /// state gives the same store; the state holds no private key in the clear.
+    #[test]
+    fn changes_replicate_through_the_cluster_state() {
+        let key = [7u8; 32];
+        let now = SystemTime::now();
+        let leader = Arc::new(Leader::default());
+        let origin = Arc::new(MemoryKeyStore::new(Sealer::new(key)));
+        let mirror = Arc::new(MemoryKeyStore::new(Sealer::new(key)));
+        for store in [&origin, &mirror] {
+            leader.nodes.lock().unwrap().push(Arc::clone(store));
+        }
+        origin.set_replication(leader.clone());
+        mirror.set_replication(leader.clone());
+
+        origin.ensure_ca("Test CA", now).unwrap();
+        assert!(!mirror.ensure_ca("Other CA", now).unwrap(), "one CA");
+        origin
+            .enrol("alice@corp.example", now, Duration::from_secs(86_400 * 30))
+            .unwrap();
+        let partner = ca::Ca::generate("Partner CA", now, Duration::from_secs(86_400)).unwrap();
+        let bob = partner
+            .issue(
+                "bob@partner.example",
+                now,
+                now + Duration::from_secs(86_400),
+            )
+            .unwrap();
+        mirror
+            .import_public(&bob.cert.to_pem().unwrap(), now)
+            .unwrap();
+        origin
+            .add_trust_anchors(&partner.identity.cert.to_pem().unwrap())
+            .unwrap();
+        mirror
+            .enrol("carol@corp.example", now, Duration::from_secs(86_400))
+            .unwrap();
+
+        assert_eq!(origin.users().len(), 2);
+        assert_eq!(mirror.users(), origin.users());
+        assert_eq!(mirror.partners(), origin.partners());
+        assert_eq!(mirror.ca_pem(), origin.ca_pem());
+        assert!(mirror.signing_identity("alice@corp.example", now).is_some());
+        assert!(origin.pgp_signer("carol@corp.example", now).is_some());
+        assert!(origin.smime_recipient("bob@partner.example", now).is_some());
+
+        origin.remove_user("carol@corp.example").unwrap();
+        assert!(!mirror.is_enrolled("carol@corp.example"));
+
+        let state = leader.state.lock().unwrap().clone();
+        let restored = MemoryKeyStore::new(Sealer::new([0; 32]));
+        let errors = restored.replace(from_cluster(&state), Some(Sealer::new(key)));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(restored.users(), mirror.users());
+        assert_eq!(restored.partners(), mirror.partners());
+        assert_eq!(restored.to_bytes(), origin.to_bytes());
+
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(!text.contains("PRIVATE KEY"), "a private key in the clear");
+
+        // Under another cluster key nothing opens, and that is reported.
+        let wrong = MemoryKeyStore::new(Sealer::new([0; 32]));
+        assert!(
+            !wrong
+                .replace(from_cluster(&state), Some(Sealer::new([9; 32])))
+                .is_empty()
+        );
+        assert!(wrong.signing_identity("alice@corp.example", now).is_none());
+    }
+
+    #[test]
+    fn chains_split_back_into_certificates() {
+        let a = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        let b = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(split_pems(&format!("{a}{b}")), [a, b]);
+        assert!(split_pems("").is_empty());
     }
 }

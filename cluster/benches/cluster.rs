@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use postern_cluster::files::{ClusterFiles, Membership};
-use postern_cluster::member;
+use postern_cluster::member::{self, Options};
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command, Outcome};
 
@@ -43,12 +43,16 @@ async fn join_one(
         .await
         .expect("export");
     let start = Instant::now();
+    let listen = free_addr();
+    let addr = listen.to_string();
     let (h, m) = member::join(
         &ClusterFiles::new(&dir),
         &creds,
         peer,
-        &free_addr().to_string(),
+        listen,
+        &addr,
         SystemTime::now(),
+        &Options::default(),
     )
     .await
     .expect("join");
@@ -90,8 +94,10 @@ async fn main() {
     let addr1 = free_addr();
     let (h1, m1) = member::found(
         &ClusterFiles::new(&base.join("1")),
+        addr1,
         &addr1.to_string(),
         SystemTime::now(),
+        &Options::default(),
     )
     .await
     .expect("member 1");

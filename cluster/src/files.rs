@@ -1,6 +1,6 @@
 //! A member's cluster identity on disk (`data_dir/cluster/`, 0700; keys 0600): the cluster
-//! CA (certificate and key: every member can answer joins), this node's certificate and key,
-//! and `member.json` (cluster id, node id, the cluster port). The Raft store lives next to
+//! CA (certificate and key: every member can answer joins), the cluster key (seals private
+//! keys in the state), this node's certificate and key, and `member.json` (cluster id, node id, the cluster port). The Raft store lives next to
 //! them in `raft/`.
 
 use std::io::Write as _;
@@ -12,7 +12,7 @@ use openssl::pkey::{PKey, Private};
 use serde::{Deserialize, Serialize};
 
 use crate::join::Accepted;
-use crate::pki::{ClusterCa, NodeTls, PkiError};
+use crate::pki::{ClusterCa, ClusterKey, NodeTls, PkiError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -43,6 +43,7 @@ pub struct MemberInfo {
 pub struct Membership {
     pub info: MemberInfo,
     pub ca: ClusterCa,
+    pub key: ClusterKey,
     pub tls: NodeTls,
 }
 
@@ -87,7 +88,8 @@ impl ClusterFiles {
             node_id: 1,
             addr: addr.to_owned(),
         };
-        let m = Membership { info, ca, tls };
+        let key = ClusterKey::generate().map_err(PkiError::from)?;
+        let m = Membership { info, ca, key, tls };
         self.write(&m)?;
         Ok(m)
     }
@@ -104,14 +106,39 @@ impl ClusterFiles {
         }
         let ca = ClusterCa::from_pem(accepted.ca_cert.as_bytes(), accepted.ca_key.as_bytes())?;
         let tls = NodeTls::from_parts(accepted.id, &accepted.ca_cert, &accepted.cert, key)?;
+        let cluster_key =
+            ClusterKey::from_hex(&accepted.cluster_key).ok_or_else(|| FilesError::Corrupt {
+                path: self.path("cluster.key"),
+                reason: "the join reply carried no valid cluster key".into(),
+            })?;
         let info = MemberInfo {
             cluster_id: accepted.cluster_id.clone(),
             node_id: accepted.id,
             addr: addr.to_owned(),
         };
-        let m = Membership { info, ca, tls };
+        let m = Membership {
+            info,
+            ca,
+            key: cluster_key,
+            tls,
+        };
         self.write(&m)?;
         Ok(m)
+    }
+
+    /// Moves this node's cluster directory aside (to `cluster.left-<secs>`), so it can
+    /// found or join another cluster. Returns where it went.
+    pub fn retire(&self, now: SystemTime) -> Result<PathBuf, FilesError> {
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let to = self.dir.with_file_name(format!("cluster.left-{secs}"));
+        std::fs::rename(&self.dir, &to).map_err(|source| FilesError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(to)
     }
 
     /// The membership, if this node belongs to a cluster.
@@ -134,7 +161,18 @@ impl ClusterFiles {
         let cert_pem = String::from_utf8_lossy(&read("node.pem")?).into_owned();
         let key = PKey::private_key_from_pem(&read("node.key")?).map_err(PkiError::from)?;
         let tls = NodeTls::from_parts(info.node_id, &ca_pem, &cert_pem, &key)?;
-        Ok(Some(Membership { info, ca, tls }))
+        let key_path = self.path("cluster.key");
+        let cluster_key = ClusterKey::from_hex(&String::from_utf8_lossy(&read("cluster.key")?))
+            .ok_or(FilesError::Corrupt {
+                path: key_path,
+                reason: "not a cluster key (64 hex digits)".into(),
+            })?;
+        Ok(Some(Membership {
+            info,
+            ca,
+            key: cluster_key,
+            tls,
+        }))
     }
 
     fn write(&self, m: &Membership) -> Result<(), FilesError> {
@@ -147,9 +185,10 @@ impl ClusterFiles {
             .map_err(io(&self.dir))?;
         let key = PKey::private_key_from_der(&m.tls.key_der).map_err(PkiError::from)?;
         let cert = openssl::x509::X509::from_der(&m.tls.cert_der).map_err(PkiError::from)?;
-        let files: [(&str, Vec<u8>); 5] = [
+        let files: [(&str, Vec<u8>); 6] = [
             ("ca.pem", m.ca.cert.to_pem().map_err(PkiError::from)?),
             ("ca.key", m.ca.key_pem()?),
+            ("cluster.key", m.key.to_hex().into_bytes()),
             ("node.pem", cert.to_pem().map_err(PkiError::from)?),
             (
                 "node.key",
@@ -195,6 +234,8 @@ mod tests {
         let back = files.load().unwrap().expect("member");
         assert_eq!(back.info, m.info);
         assert_eq!(back.tls.cert_der, m.tls.cert_der);
+        assert_eq!(back.key, m.key);
+        assert!(!format!("{back:?}").contains(&m.key.to_hex()));
         assert!(matches!(
             files.init("x", SystemTime::now()),
             Err(FilesError::AlreadyMember(_))

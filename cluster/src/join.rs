@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::pki::{ClusterCa, node_name};
+use crate::pki::{ClusterCa, ClusterKey, node_name};
 use crate::runner::Handle;
 use crate::state::{Command, Outcome};
 use crate::transport::{self, JoinService};
@@ -32,7 +32,7 @@ use crate::transport::{self, JoinService};
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The file `posternctl cluster export-credentials` writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     pub cluster_id: String,
     /// The cluster CA certificate (PEM).
@@ -43,6 +43,16 @@ pub struct Credentials {
     pub token: String,
     /// Seconds since the epoch.
     pub expires: u64,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("cluster_id", &self.cluster_id)
+            .field("members", &self.members)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +89,7 @@ pub enum JoinReply {
 }
 
 /// A successful join.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Accepted {
     pub id: u64,
     pub cluster_id: String,
@@ -88,7 +98,19 @@ pub struct Accepted {
     /// The CA's certificate and key (PEM), so the new member can answer joins too.
     pub ca_cert: String,
     pub ca_key: String,
+    /// The cluster key (hex), which seals private keys in the state.
+    pub cluster_key: String,
     pub members: BTreeMap<u64, String>,
+}
+
+impl std::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepted")
+            .field("id", &self.id)
+            .field("cluster_id", &self.cluster_id)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
 }
 
 fn now_secs(now: SystemTime) -> u64 {
@@ -236,6 +258,7 @@ pub async fn request(
 pub struct Joiner {
     pub handle: Handle,
     pub ca: ClusterCa,
+    pub key: ClusterKey,
     pub cluster_id: String,
 }
 
@@ -283,6 +306,7 @@ impl Joiner {
             cert,
             ca_cert: String::from_utf8_lossy(&ca_cert).into_owned(),
             ca_key: String::from_utf8_lossy(&ca_key).into_owned(),
+            cluster_key: self.key.to_hex(),
             members: status.map(|s| s.state.members).unwrap_or_default(),
         })
     }

@@ -45,6 +45,12 @@ pub struct Output {
     pub messages: Vec<Message>,
     /// Proposals of this node that were committed and applied: (proposal id, outcome).
     pub applied: Vec<(u64, Outcome)>,
+    /// Every command applied in this round, in log order (for observers of the state).
+    pub commands: Vec<Command>,
+    /// The state was replaced by a snapshot from the leader in this round.
+    pub restored: bool,
+    /// Linearizable reads confirmed by the leader: (read id, the index to wait for).
+    pub reads: Vec<(u64, u64)>,
 }
 
 /// A Raft member with its state machine.
@@ -54,6 +60,7 @@ pub struct Node {
     /// Proposal ids waiting to be applied, by the id carried in the entry's context.
     pending: HashMap<u64, ()>,
     last_saved: u64,
+    save_every: u64,
     /// Save at the end of this Ready (after a membership change: a snapshot sent to a new
     /// learner must already name it, or Raft refuses to restore it).
     save_now: bool,
@@ -139,14 +146,28 @@ impl Node {
             }
         }
         let last_saved = applied.index;
-        let raw = RawNode::new(&config(id, applied.index, timing), store, &logger())?;
+        let sole_voter =
+            store.conf_state().voters == [id] && store.conf_state().learners.is_empty();
+        let mut raw = RawNode::new(&config(id, applied.index, timing), store, &logger())?;
+        if sole_voter {
+            // A single-member cluster need not wait out an election timeout.
+            raw.campaign()?;
+        }
         Ok(Node {
             raw,
             applied,
             pending: HashMap::new(),
             last_saved,
+            save_every: SAVE_EVERY,
             save_now: false,
         })
+    }
+
+    /// Saves the state machine (and compacts the log behind it) every `entries` applied
+    /// entries instead of every 1,000; a follower further behind than that catches up from
+    /// a snapshot.
+    pub fn set_snapshot_every(&mut self, entries: u64) {
+        self.save_every = entries.max(1);
     }
 
     pub fn id(&self) -> u64 {
@@ -208,6 +229,27 @@ impl Node {
         Ok(())
     }
 
+    /// Asks the leader to confirm it still leads (ReadIndex): the read `id` appears in
+    /// [`Output::reads`] with the commit index a linearizable read must wait for.
+    pub fn read_index(&mut self, id: u64) -> Result<(), ProposeError> {
+        if self.leader() == 0 {
+            return Err(ProposeError::NoLeader);
+        }
+        self.raw.read_index(id.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    /// How far each member's log matches the leader's (leader only; empty elsewhere), and
+    /// the leader's last index.
+    pub fn progress(&self) -> (std::collections::BTreeMap<u64, u64>, u64) {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader {
+            return (Default::default(), 0);
+        }
+        let matched = raft.prs().iter().map(|(id, p)| (*id, p.matched)).collect();
+        (matched, raft.raft_log.last_index())
+    }
+
     /// Proposes adding `node` as a learner (it catches up without counting for quorum).
     pub fn add_learner(&mut self, node: u64) -> Result<(), ProposeError> {
         if self.leader() == 0 {
@@ -221,7 +263,11 @@ impl Node {
         self.conf_change(node, ConfChangeType::AddNode)
     }
 
+    /// Proposes removing `node` from the configuration.
     pub fn remove(&mut self, node: u64) -> Result<(), ProposeError> {
+        if self.leader() == 0 {
+            return Err(ProposeError::NoLeader);
+        }
         self.conf_change(node, ConfChangeType::RemoveNode)
     }
 
@@ -271,10 +317,16 @@ impl Node {
         }
         let mut ready = self.raw.ready();
         out.messages.extend(ready.take_messages());
+        for rs in ready.take_read_states() {
+            if let Ok(id) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) {
+                out.reads.push((u64::from_be_bytes(id), rs.index));
+            }
+        }
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             self.applied = self.raw.mut_store().apply_snapshot(&snap)?;
             self.last_saved = self.applied.index;
+            out.restored = true;
         }
         self.apply_committed(ready.take_committed_entries(), &mut out)?;
         if !ready.entries().is_empty() {
@@ -293,12 +345,15 @@ impl Node {
         out.messages.extend(light.take_messages());
         self.apply_committed(light.take_committed_entries(), &mut out)?;
         self.raw.advance_apply();
-        if self.save_now || self.applied.index >= self.last_saved + SAVE_EVERY {
+        if self.save_now || self.applied.index >= self.last_saved + self.save_every {
             self.save_now = false;
             let (voters, learners) = self.members();
             self.applied.voters = voters;
             self.applied.learners = learners;
-            let keep_from = self.applied.index.saturating_sub(KEEP_BEHIND);
+            let keep_from = self
+                .applied
+                .index
+                .saturating_sub(KEEP_BEHIND.min(self.save_every));
             self.raw
                 .mut_store()
                 .save_applied(&self.applied, keep_from)?;
@@ -329,7 +384,8 @@ impl Node {
                     self.save_now = true;
                 }
                 EntryType::EntryNormal => {
-                    let outcome = apply_entry(&mut self.applied, &e)?;
+                    let (outcome, cmd) = apply_entry(&mut self.applied, &e)?;
+                    out.commands.extend(cmd);
                     if let (Some(outcome), Some((node, id))) = (outcome, proposal_of(&e))
                         && node == self.id()
                         && self.pending.remove(&id).is_some()
@@ -344,17 +400,20 @@ impl Node {
 }
 
 /// Applies a normal entry (empty ones are a new leader's no-op) to the state machine.
-fn apply_entry(applied: &mut Applied, e: &Entry) -> Result<Option<Outcome>, NodeError> {
-    let outcome = if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
+fn apply_entry(
+    applied: &mut Applied,
+    e: &Entry,
+) -> Result<(Option<Outcome>, Option<Command>), NodeError> {
+    let done = if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
         let cmd: Command =
             serde_json::from_slice(&e.data).map_err(|err| NodeError::BadEntry(err.to_string()))?;
-        Some(apply(&mut applied.state, &cmd))
+        (Some(apply(&mut applied.state, &cmd)), Some(cmd))
     } else {
-        None
+        (None, None)
     };
     applied.index = e.index;
     applied.term = e.term;
-    Ok(outcome)
+    Ok(done)
 }
 
 /// (proposing node, proposal id) from an entry's context.

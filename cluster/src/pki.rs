@@ -78,6 +78,55 @@ pub fn new_key() -> Result<PKey<Private>, ErrorStack> {
     PKey::from_ec_key(EcKey::generate(&group)?)
 }
 
+/// The cluster key: what the gateway seals private keys under before they enter the
+/// replicated state, so neither the Raft log nor snapshots carry them in the clear. Every
+/// member holds it in `data_dir/cluster/cluster.key` (0600); a joining node receives it in
+/// the join reply, over the mutual-TLS channel. Its bytes never appear in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterKey([u8; 32]);
+
+impl std::fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterKey(..)")
+    }
+}
+
+impl Drop for ClusterKey {
+    fn drop(&mut self) {
+        self.0.fill(0);
+    }
+}
+
+impl ClusterKey {
+    pub fn generate() -> Result<ClusterKey, ErrorStack> {
+        let mut k = [0u8; 32];
+        openssl::rand::rand_bytes(&mut k)?;
+        Ok(ClusterKey(k))
+    }
+
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits (surrounding white space ignored).
+    pub fn from_hex(text: &str) -> Option<ClusterKey> {
+        let t = text.trim().as_bytes();
+        if t.len() != 64 {
+            return None;
+        }
+        let mut k = [0u8; 32];
+        for (i, pair) in t.chunks(2).enumerate() {
+            let hex = std::str::from_utf8(pair).ok()?;
+            k[i] = u8::from_str_radix(hex, 16).ok()?;
+        }
+        Some(ClusterKey(k))
+    }
+}
+
 /// The cluster CA.
 #[derive(Clone)]
 pub struct ClusterCa {

@@ -19,12 +19,44 @@ use crate::transport::Outbound;
 /// One Raft tick (election after 10–20 ticks, heartbeat every 2).
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// Where a proposal's outcome goes: an async caller or a blocking one.
+enum Reply {
+    Async(oneshot::Sender<Result<Outcome, ProposeError>>),
+    Blocking(std_mpsc::Sender<Result<Outcome, ProposeError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<Outcome, ProposeError>) {
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
 enum Event {
     Message(Message),
-    Propose(Command, oneshot::Sender<Result<Outcome, ProposeError>>),
+    Propose(Command, Reply),
     AddLearner(u64, oneshot::Sender<Result<(), ProposeError>>),
+    Remove(u64, oneshot::Sender<Result<(), ProposeError>>),
+    ReadIndex(oneshot::Sender<Result<(), ProposeError>>),
     Status(oneshot::Sender<Status>),
-    Stop,
+    Stop(Option<oneshot::Sender<()>>),
+}
+
+/// Sees the state change on the node's thread, in log order, before any proposer hears
+/// that its command was applied: what `posternd` uses to keep the key store it reads on
+/// the mail path equal to the replicated state.
+pub trait Observer: Send + Sync {
+    /// The whole state is (newly) this: at start and after a snapshot from the leader.
+    fn restored(&self, state: &State);
+    /// `cmd` was applied. `state` is the state after the round of entries `cmd` came in
+    /// (it may already include later commands of the same round; each is reported).
+    fn applied(&self, state: &State, cmd: &Command);
 }
 
 /// A member's view of the cluster.
@@ -36,6 +68,10 @@ pub struct Status {
     pub applied: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// On the leader: how far each member's log matches (its lag is `last_index - matched`).
+    pub matched: std::collections::BTreeMap<u64, u64>,
+    /// On the leader: its last log index.
+    pub last_index: u64,
     pub state: State,
 }
 
@@ -43,6 +79,8 @@ pub struct Status {
 #[derive(Debug, Clone)]
 pub struct Handle {
     events: std_mpsc::Sender<Event>,
+    /// The member's listening socket, closed by [`Handle::shutdown`].
+    listener: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
 }
 
 impl std::fmt::Debug for Event {
@@ -51,8 +89,10 @@ impl std::fmt::Debug for Event {
             Event::Message(_) => "Message",
             Event::Propose(..) => "Propose",
             Event::AddLearner(..) => "AddLearner",
+            Event::Remove(..) => "Remove",
+            Event::ReadIndex(_) => "ReadIndex",
             Event::Status(_) => "Status",
-            Event::Stop => "Stop",
+            Event::Stop(_) => "Stop",
         })
     }
 }
@@ -64,7 +104,7 @@ impl Handle {
     pub async fn propose(&self, cmd: Command, timeout: Duration) -> Result<Outcome, ProposeError> {
         let (tx, rx) = oneshot::channel();
         self.events
-            .send(Event::Propose(cmd, tx))
+            .send(Event::Propose(cmd, Reply::Async(tx)))
             .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
@@ -73,6 +113,62 @@ impl Handle {
                 "not committed within {timeout:?}"
             ))),
         }
+    }
+
+    /// [`Handle::propose`] for threads that may block (never call it on an async task).
+    pub fn propose_blocking(
+        &self,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<Outcome, ProposeError> {
+        let (tx, rx) = std_mpsc::channel();
+        self.events
+            .send(Event::Propose(cmd, Reply::Blocking(tx)))
+            .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ProposeError::Dropped("the node stopped".into()))
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Err(ProposeError::Dropped(format!(
+                "not committed within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Waits until this node has applied everything the cluster had committed when the
+    /// call was made, confirmed by the leader with a quorum (ReadIndex): a read of the
+    /// local state after it returns is linearizable.
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<(), ProposeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.events
+                .send(Event::ReadIndex(tx))
+                .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
+            // A leader that has not committed in its term yet drops reads: ask again.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left.min(Duration::from_millis(500)), rx).await {
+                Ok(Ok(r)) => return r,
+                Ok(Err(_)) => return Err(ProposeError::Dropped("the node stopped".into())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ProposeError::Dropped(format!(
+                        "no quorum confirmed the read within {timeout:?}"
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Proposes removing `node` from the cluster configuration.
+    pub async fn remove_node(&self, node: u64) -> Result<(), ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        self.events
+            .send(Event::Remove(node, tx))
+            .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
+        rx.await
+            .map_err(|_| ProposeError::Dropped("the node stopped".into()))?
     }
 
     /// Proposes adding `node` as a learner; the leader promotes it once it caught up.
@@ -94,13 +190,41 @@ impl Handle {
 
     /// Stops the node thread (its state is on disk).
     pub fn stop(&self) {
-        let _ = self.events.send(Event::Stop);
+        let _ = self.events.send(Event::Stop(None));
+    }
+
+    /// Ties the member's listening socket to this node: [`Handle::shutdown`] closes it.
+    pub fn attach_listener(&self, listener: tokio::task::AbortHandle) {
+        let mut slot = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(listener);
+    }
+
+    /// Stops the node thread and its listener, and waits until the store is closed (the
+    /// directory can then be moved and the port bound again).
+    pub async fn shutdown(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(l) = listener {
+            l.abort();
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.events.send(Event::Stop(Some(tx))).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
 /// Starts `node`'s thread. `inbound` carries messages from the transport; `outbound` sends.
 /// Must be called inside a tokio runtime (the transport's tasks run there).
-pub fn start(node: Node, mut inbound: mpsc::Receiver<Message>, outbound: Arc<Outbound>) -> Handle {
+pub fn start(
+    node: Node,
+    mut inbound: mpsc::Receiver<Message>,
+    outbound: Arc<Outbound>,
+    observer: Option<Arc<dyn Observer>>,
+) -> Handle {
     let (events, rx) = std_mpsc::channel();
     let forward = events.clone();
     tokio::spawn(async move {
@@ -116,16 +240,34 @@ pub fn start(node: Node, mut inbound: mpsc::Receiver<Message>, outbound: Arc<Out
         .spawn(move || {
             let span = tracing::info_span!("raft", node = id);
             let _enter = span.enter();
-            run(node, rx, &outbound);
+            let stopped = run(node, rx, &outbound, observer.as_deref());
+            // The node (and its RocksDB handle) is closed by now.
+            if let Some(tx) = stopped {
+                let _ = tx.send(());
+            }
         })
         .map(|_| ())
         .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the raft thread"));
-    Handle { events }
+    Handle {
+        events,
+        listener: Arc::default(),
+    }
 }
 
-fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
+fn run(
+    mut node: Node,
+    events: std_mpsc::Receiver<Event>,
+    outbound: &Outbound,
+    observer: Option<&dyn Observer>,
+) -> Option<oneshot::Sender<()>> {
     let mut next_id: u64 = 0;
-    let mut waiting: HashMap<u64, oneshot::Sender<Result<Outcome, ProposeError>>> = HashMap::new();
+    let mut waiting: HashMap<u64, Reply> = HashMap::new();
+    let mut reads: HashMap<u64, oneshot::Sender<Result<(), ProposeError>>> = HashMap::new();
+    // Confirmed reads waiting for this node to apply up to their index.
+    let mut confirmed: Vec<(u64, oneshot::Sender<Result<(), ProposeError>>)> = Vec::new();
+    if let Some(o) = observer {
+        o.restored(node.state());
+    }
     let mut next_tick = Instant::now() + TICK;
     let mut leader = 0;
     let mut known_members = node.state().members.clone();
@@ -146,17 +288,32 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
                     Ok(()) => {
                         waiting.insert(next_id, reply);
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                    Err(e) => reply.send(Err(e)),
                 }
             }
             Ok(Event::AddLearner(id, reply)) => {
                 let _ = reply.send(node.add_learner(id));
             }
+            Ok(Event::Remove(id, reply)) => {
+                let _ = reply.send(node.remove(id));
+            }
+            Ok(Event::ReadIndex(reply)) => {
+                next_id += 1;
+                match node.read_index(next_id) {
+                    Ok(()) => {
+                        reads.insert(next_id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Ok(Event::Status(reply)) => {
                 let (voters, learners) = node.members();
+                let (matched, last_index) = node.progress();
                 let _ = reply.send(Status {
+                    matched,
+                    last_index,
                     id: node.id(),
                     leader: node.leader(),
                     term: node.term(),
@@ -166,10 +323,13 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
                     state: node.state().clone(),
                 });
             }
-            Ok(Event::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Event::Stop(ack)) => return ack,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return None,
             Err(std_mpsc::RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= next_tick {
+            // Reads whose caller gave up (a dropped request is asked again) are forgotten.
+            reads.retain(|_, tx| !tx.is_closed());
             // Learners that caught up become voters (one change at a time).
             if node.is_leader()
                 && let Some(id) = node.caught_up_learners().first()
@@ -187,6 +347,22 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
         }
         match node.process_ready() {
             Ok(out) => {
+                if out.restored {
+                    tracing::info!(
+                        index = node.applied_index(),
+                        "restored a snapshot from the leader"
+                    );
+                }
+                if let Some(o) = observer {
+                    if out.restored {
+                        o.restored(node.state());
+                    }
+                    // The observer sees the state after the whole round; commands are
+                    // still reported one by one, in order.
+                    for cmd in &out.commands {
+                        o.applied(node.state(), cmd);
+                    }
+                }
                 if node.state().members != known_members && !node.state().members.is_empty() {
                     known_members = node.state().members.clone();
                     outbound.set_addresses(&known_members);
@@ -196,14 +372,23 @@ fn run(mut node: Node, events: std_mpsc::Receiver<Event>, outbound: &Outbound) {
                 }
                 for (id, outcome) in out.applied {
                     if let Some(reply) = waiting.remove(&id) {
-                        let _ = reply.send(Ok(outcome));
+                        reply.send(Ok(outcome));
                     }
+                }
+                for (id, index) in out.reads {
+                    if let Some(reply) = reads.remove(&id) {
+                        confirmed.push((index, reply));
+                    }
+                }
+                let applied = node.applied_index();
+                for (_, reply) in confirmed.extract_if(.., |(index, _)| *index <= applied) {
+                    let _ = reply.send(Ok(()));
                 }
             }
             Err(e) => {
                 // Storage failed: stop rather than acknowledge anything not on disk.
                 tracing::error!(error = %e, "raft storage failed; this node stops");
-                return;
+                return None;
             }
         }
         if node.leader() != leader {

@@ -21,6 +21,10 @@ pub struct KeyRecord {
     pub sealed_private: Option<String>,
     /// Seconds since the epoch.
     pub not_after: u64,
+    /// What the gateway keeps beside the key (chain certificates, announced capabilities,
+    /// when it was last seen); opaque to the cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,16 +62,30 @@ pub struct State {
     /// Join tokens by SHA-256 (hex) of the token.
     #[serde(default)]
     pub join_tokens: BTreeMap<String, JoinToken>,
+    /// The gateway's built-in certificate authority (its key sealed).
+    #[serde(default)]
+    pub ca: Option<KeyRecord>,
+    /// Certificates (PEM) the admin trusts as S/MIME roots.
+    #[serde(default)]
+    pub trust_anchors: Vec<String>,
+    #[serde(default)]
     pub users: BTreeMap<String, User>,
     /// Harvested or imported partner keys by address.
+    #[serde(default)]
     pub partner_keys: BTreeMap<String, Vec<KeyRecord>>,
     /// Domain keys by domain (own ones carry `sealed_private`).
+    #[serde(default)]
     pub domain_keys: BTreeMap<String, Vec<KeyRecord>>,
+    #[serde(default)]
     pub policies: BTreeMap<String, String>,
+    #[serde(default)]
     pub portal_accounts: BTreeMap<String, PortalAccount>,
+    #[serde(default)]
     pub vips: BTreeMap<String, VipAssignment>,
+    #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Commands applied so far (every member reaches the same number).
+    #[serde(default)]
     pub applied_commands: u64,
 }
 
@@ -92,8 +110,26 @@ pub enum Command {
         address: String,
         key: KeyRecord,
     },
+    /// Replaces every key of a partner (newest first).
+    PutPartner {
+        address: String,
+        keys: Vec<KeyRecord>,
+    },
     RemovePartner {
         address: String,
+    },
+    /// Sets the built-in CA; refused when there already is one (the first founder wins).
+    PutCa {
+        key: KeyRecord,
+    },
+    /// Replaces the list of trusted S/MIME roots.
+    SetTrustAnchors {
+        pems: Vec<String>,
+    },
+    /// Several commands applied together, in order, in one entry (one change of the
+    /// gateway's key store). The outcome is the first that is not `Done`.
+    Batch {
+        commands: Vec<Command>,
     },
     PutDomainKey {
         domain: String,
@@ -169,6 +205,10 @@ pub enum Outcome {
 /// Applies one committed command.
 pub fn apply(state: &mut State, cmd: &Command) -> Outcome {
     state.applied_commands += 1;
+    apply_one(state, cmd)
+}
+
+fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
     let missing = |what: &str, key: &str| Outcome::NotFound(format!("{what} {key} does not exist"));
     match cmd {
         Command::PutUser { address, user } => {
@@ -190,10 +230,40 @@ pub fn apply(state: &mut State, cmd: &Command) -> Outcome {
             upsert(state.partner_keys.entry(address.clone()).or_default(), key);
             Outcome::Done
         }
+        Command::PutPartner { address, keys } => {
+            if keys.is_empty() {
+                state.partner_keys.remove(address);
+            } else {
+                state.partner_keys.insert(address.clone(), keys.clone());
+            }
+            Outcome::Done
+        }
         Command::RemovePartner { address } => match state.partner_keys.remove(address) {
             Some(_) => Outcome::Done,
             None => missing("partner", address),
         },
+        Command::PutCa { key } => match &state.ca {
+            Some(ca) if ca.public != key.public => {
+                Outcome::Refused("the cluster already has a certificate authority".into())
+            }
+            _ => {
+                state.ca = Some(key.clone());
+                Outcome::Done
+            }
+        },
+        Command::SetTrustAnchors { pems } => {
+            state.trust_anchors = pems.clone();
+            Outcome::Done
+        }
+        Command::Batch { commands } => {
+            commands
+                .iter()
+                .map(|c| apply_one(state, c))
+                .fold(Outcome::Done, |first, o| match first {
+                    Outcome::Done => o,
+                    other => other,
+                })
+        }
         Command::PutDomainKey { domain, key } => {
             upsert(state.domain_keys.entry(domain.clone()).or_default(), key);
             Outcome::Done
@@ -303,6 +373,7 @@ mod tests {
             public: public.into(),
             sealed_private: None,
             not_after: 9,
+            meta: BTreeMap::new(),
         }
     }
 
@@ -363,6 +434,57 @@ mod tests {
             Outcome::Done
         );
         assert_eq!(s.applied_commands, 6);
+    }
+
+    #[test]
+    fn ca_is_set_once_and_batches_apply_in_order() {
+        let mut s = State::default();
+        assert_eq!(
+            apply(&mut s, &Command::PutCa { key: key("ca1") }),
+            Outcome::Done
+        );
+        assert_eq!(
+            apply(&mut s, &Command::PutCa { key: key("ca1") }),
+            Outcome::Done,
+            "the same CA again is harmless"
+        );
+        assert!(matches!(
+            apply(&mut s, &Command::PutCa { key: key("ca2") }),
+            Outcome::Refused(_)
+        ));
+        let batch = Command::Batch {
+            commands: vec![
+                Command::PutPartner {
+                    address: "p@y".into(),
+                    keys: vec![key("p1"), key("p2")],
+                },
+                Command::RemoveUser {
+                    address: "nobody@x".into(),
+                },
+                Command::PutPartner {
+                    address: "p@y".into(),
+                    keys: vec![key("p3")],
+                },
+                Command::SetTrustAnchors {
+                    pems: vec!["root".into()],
+                },
+            ],
+        };
+        assert_eq!(
+            apply(&mut s, &batch),
+            Outcome::NotFound("user nobody@x does not exist".into())
+        );
+        assert_eq!(s.partner_keys["p@y"], [key("p3")], "applied in order");
+        assert_eq!(s.trust_anchors, ["root"], "the rest still applied");
+        apply(
+            &mut s,
+            &Command::PutPartner {
+                address: "p@y".into(),
+                keys: Vec::new(),
+            },
+        );
+        assert!(s.partner_keys.is_empty(), "no keys: the partner is gone");
+        assert_eq!(s.ca.as_ref().map(|k| k.public.as_str()), Some("ca1"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use postern_cluster::files::{ClusterFiles, Membership};
 use postern_cluster::join::{Credentials, JoinError};
-use postern_cluster::member::{self, StartError};
+use postern_cluster::member::{self, Options, StartError};
 use postern_cluster::pki::ClusterCa;
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{Command, Outcome, User};
@@ -45,12 +45,16 @@ async fn join_node(
     dir: PathBuf,
 ) -> Result<(u64, Handle), JoinError> {
     let files = ClusterFiles::new(&dir);
+    let listen = free_addr();
+    let addr = listen.to_string();
     match member::join(
         &files,
         creds,
         peer,
-        &free_addr().to_string(),
+        listen,
+        &addr,
         SystemTime::now(),
+        &Options::default(),
     )
     .await
     {
@@ -66,9 +70,15 @@ async fn nodes_join_with_exported_credentials() {
     let _ = std::fs::remove_dir_all(&base);
     let now = SystemTime::now();
     let addr1 = free_addr();
-    let (h1, m1) = member::found(&ClusterFiles::new(&base.join("1")), &addr1.to_string(), now)
-        .await
-        .expect("founding member");
+    let (h1, m1) = member::found(
+        &ClusterFiles::new(&base.join("1")),
+        addr1,
+        &addr1.to_string(),
+        now,
+        &Options::default(),
+    )
+    .await
+    .expect("founding member");
     assert_eq!(h1.status().await.expect("status").leader, 1);
 
     let creds2 = export(&h1, &m1, Duration::from_secs(3600)).await;

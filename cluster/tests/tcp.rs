@@ -43,7 +43,8 @@ async fn three_members_over_mutual_tls() {
         let (tx, rx) = mpsc::channel(1024);
         let addr = transport::listen("127.0.0.1:0".parse().expect("addr"), &t, tx, None)
             .await
-            .expect("listen");
+            .expect("listen")
+            .0;
         addrs.insert(id, addr);
         inboxes.insert(id, rx);
         tls.insert(id, t);
@@ -53,7 +54,7 @@ async fn three_members_over_mutual_tls() {
         let node = Node::open(id, &base.join(id.to_string()), &ids).expect("node");
         let out = Arc::new(Outbound::new(&tls[&id], addrs.clone()).expect("outbound"));
         let rx = inboxes.remove(&id).expect("inbox");
-        handles.insert(id, runner::start(node, rx, out));
+        handles.insert(id, runner::start(node, rx, out, None));
     }
     let leader = leader_of(&handles).await.expect("a leader within 10 s");
     // Writes through a follower are forwarded to the leader.

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod load;
+pub mod netns;
 pub mod pki;
 pub mod posternd;
 pub mod postfix;
@@ -29,32 +30,44 @@ pub fn peers_available(test: &str, programs: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let reason = format!(
-        "{test}: skipped, not installed: {} (scripts/setup.sh installs them)",
-        missing.join(", ")
-    );
-    if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!("{reason}; REQUIRE_PEERS=1 makes this a failure");
+    skip(
+        &format!(
+            "{test}: skipped, not installed: {} (scripts/setup.sh installs them)",
+            missing.join(", ")
+        ),
+        "REQUIRE_PEERS",
+    )
+}
+
+/// Prints why a test skips and returns false, or panics when the environment variable
+/// `require` is 1 (CI sets it: there, a skip is a failure).
+pub fn skip(reason: &str, require: &str) -> bool {
+    if std::env::var(require).is_ok_and(|v| v == "1") {
+        panic!("{reason}; {require}=1 makes this a failure");
     }
     eprintln!("{reason}");
     false
 }
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
 /// Whether the test runs as root (Postfix instances need it).
 pub fn root_available(test: &str) -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
-    if uid.as_deref() == Some("0") {
-        return true;
-    }
-    let reason = format!("{test}: skipped, needs root to run private Postfix instances");
-    if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!("{reason}; REQUIRE_PEERS=1 makes this a failure");
-    }
-    eprintln!("{reason}");
-    false
+    is_root()
+        || skip(
+            &format!("{test}: skipped, needs root to run private Postfix instances"),
+            "REQUIRE_PEERS",
+        )
 }
 
 /// Finds a program in PATH or in the sbin directories Postfix uses.

@@ -50,6 +50,8 @@ pub struct Posternd {
     pub dir: Scratch,
     downstream: String,
     starts: u32,
+    /// The network namespace it runs in (None: the test's own).
+    netns: Option<String>,
 }
 
 /// The host name every test instance uses (in its certificate and greeting).
@@ -59,16 +61,40 @@ impl Posternd {
     /// Starts `posternd` relaying to `downstream`, with `extra` TOML appended to the
     /// configuration file (sections other than `[server]`; `server_extra` goes inside it).
     pub fn start(downstream: &str, server_extra: &str, extra: &str) -> Posternd {
-        let dir = Scratch::new("posternd");
-        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{server_extra}\n{extra}\n");
-        std::fs::write(dir.join("postern.toml"), config).expect("write config");
+        // Every posternd is a cluster member: give each its own cluster port unless the
+        // test configures one.
+        let cluster = if extra.contains("[cluster]") {
+            String::new()
+        } else {
+            format!("[cluster]\nlisten = \"127.0.0.1:{}\"\n", free_port())
+        };
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Posternd::launch(
+            None,
+            addr,
+            downstream,
+            &format!("{server_extra}\n{extra}\n{cluster}"),
+        )
+    }
+
+    /// Starts `posternd` inside network namespace `netns`, accepting SMTP on `addr` (an
+    /// address of that namespace); `extra` as in [`Posternd::start`] and it must configure
+    /// `[cluster]`. `posternctl` still reaches it through its data directory.
+    pub fn start_in(netns: &str, addr: SocketAddr, downstream: &str, extra: &str) -> Posternd {
+        Posternd::launch(Some(netns), addr, downstream, extra)
+    }
+
+    fn launch(netns: Option<&str>, addr: SocketAddr, downstream: &str, body: &str) -> Posternd {
+        let dir = Scratch::new("posternd");
+        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}");
+        std::fs::write(dir.join("postern.toml"), config).expect("write config");
         let mut p = Posternd {
             child: None,
             addr,
             dir,
             downstream: downstream.to_owned(),
             starts: 0,
+            netns: netns.map(str::to_owned),
         };
         p.spawn();
         p
@@ -78,7 +104,16 @@ impl Posternd {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.join(&format!("posternd.{}.log", self.starts)))
             .expect("log file");
-        let child = Command::new(binary())
+        let mut command = match &self.netns {
+            // `ip netns exec` enters the namespace and execs posternd: same PID.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.join("postern.toml"))
             .arg("--listen")
@@ -181,6 +216,20 @@ impl Posternd {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `posternctl --json ARGS`: the data of a successful answer, or its error message.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl_output(&all);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|_| String::from_utf8_lossy(&out.stderr).into_owned())?;
+        if v["ok"].as_bool() == Some(true) {
+            Ok(v["data"].clone())
+        } else {
+            Err(v["error"].as_str().unwrap_or("?").to_owned())
+        }
     }
 
     /// Runs `posternctl` against this instance and returns whatever happened.

@@ -80,6 +80,25 @@ impl Default for PolicyConfig {
     }
 }
 
+/// The policy in force, shared by everything that decides; replaced as a whole (when the
+/// cluster's settings change) so a decision never sees half of an update.
+#[derive(Debug, Default)]
+pub struct SharedPolicy(std::sync::RwLock<std::sync::Arc<PolicyConfig>>);
+
+impl SharedPolicy {
+    pub fn new(config: PolicyConfig) -> SharedPolicy {
+        SharedPolicy(std::sync::RwLock::new(std::sync::Arc::new(config)))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<PolicyConfig> {
+        std::sync::Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn set(&self, config: PolicyConfig) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(config);
+    }
+}
+
 impl PolicyConfig {
     pub fn is_internal(&self, address: &str) -> bool {
         let Some((_, domain)) = address.rsplit_once('@') else {

@@ -43,7 +43,7 @@ enum What {
     /// Key maintenance.
     #[command(subcommand)]
     Keys(KeysCmd),
-    /// The cluster: create, export credentials, join, status.
+    /// The cluster: export credentials, join, remove a node, status.
     #[command(subcommand)]
     Cluster(ClusterCmd),
     /// Replicated settings (cluster members only).
@@ -53,12 +53,9 @@ enum What {
 
 #[derive(Debug, Subcommand)]
 enum ClusterCmd {
-    /// Create a new cluster with this node as its first member.
-    Init {
-        /// The cluster port others reach this node on (default: cluster.listen).
-        #[arg(long)]
-        addr: Option<String>,
-    },
+    /// Show the single-member cluster this node founded at its first start (every node
+    /// has one until it joins another).
+    Init,
     /// Write credentials that let one new node join (a one-time token).
     ExportCredentials {
         #[arg(short, long)]
@@ -73,18 +70,27 @@ enum ClusterCmd {
         credentials: PathBuf,
         #[arg(long)]
         peer: String,
-        /// This node's cluster port as others reach it (default: cluster.listen).
-        #[arg(long)]
-        addr: Option<String>,
     },
-    /// Members, leader, term and applied index as this node sees them.
+    /// Take node ID out of the cluster (a dead node, or one being replaced); run it on
+    /// another member.
+    Remove { id: u64 },
+    /// Members, leader, term, applied index, and on the leader each member's lag.
     Status,
 }
 
 #[derive(Debug, Subcommand)]
 enum SettingCmd {
-    Set { key: String, value: String },
-    Get { key: String },
+    Set {
+        key: String,
+        value: String,
+    },
+    Get {
+        key: String,
+    },
+    /// Remove a setting (policy settings fall back to each node's configuration file).
+    Unset {
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,19 +214,15 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         },
         What::Ca(CaCmd::Cert) => Command::CaCert,
         What::Keys(KeysCmd::Rollover) => Command::Rollover,
-        What::Cluster(ClusterCmd::Init { addr }) => Command::ClusterInit { addr: addr.clone() },
+        What::Cluster(ClusterCmd::Init) => Command::ClusterInit,
+        What::Cluster(ClusterCmd::Remove { id }) => Command::ClusterRemove { id: *id },
         What::Cluster(ClusterCmd::ExportCredentials { ttl, .. }) => {
             Command::ClusterExportCredentials { ttl_secs: *ttl }
         }
-        What::Cluster(ClusterCmd::Join {
-            credentials,
-            peer,
-            addr,
-        }) => Command::ClusterJoin {
+        What::Cluster(ClusterCmd::Join { credentials, peer }) => Command::ClusterJoin {
             credentials: std::fs::read_to_string(credentials)
                 .with_context(|| format!("cannot read {}", credentials.display()))?,
             peer: peer.clone(),
-            addr: addr.clone(),
         },
         What::Cluster(ClusterCmd::Status) => Command::ClusterStatus,
         What::Setting(SettingCmd::Set { key, value }) => Command::SettingSet {
@@ -228,6 +230,7 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
             value: value.clone(),
         },
         What::Setting(SettingCmd::Get { key }) => Command::SettingGet { key: key.clone() },
+        What::Setting(SettingCmd::Unset { key }) => Command::SettingUnset { key: key.clone() },
     })
 }
 

@@ -20,6 +20,9 @@ struct Args {
     /// Address to accept SMTP on, e.g. 127.0.0.1:2525 (overrides server.listen).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// Cluster port, e.g. 127.0.0.1:7946 (overrides cluster.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    cluster_listen: Option<String>,
     /// Downstream MTA, e.g. 127.0.0.1:10025 (overrides downstream.address).
     #[arg(long, value_name = "HOST:PORT")]
     downstream: Option<String>,
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         .init();
     let overrides = Overrides {
         listen: args.listen.clone(),
+        cluster_listen: args.cluster_listen.clone(),
         downstream: args.downstream.clone(),
         data_dir: args.data_dir.clone(),
     };

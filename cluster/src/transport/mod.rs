@@ -103,13 +103,13 @@ pub fn client_config(tls: &NodeTls) -> Result<Arc<rustls::ClientConfig>, Transpo
 }
 
 /// Accepts members' connections on `addr` and forwards their messages to `inbound`.
-/// Returns the bound address.
+/// Returns the bound address; aborting the returned handle closes the listening socket.
 pub async fn listen(
     addr: SocketAddr,
     tls: &NodeTls,
     inbound: mpsc::Sender<Message>,
     join: Option<Arc<dyn JoinService>>,
-) -> Result<SocketAddr, TransportError> {
+) -> Result<(SocketAddr, tokio::task::AbortHandle), TransportError> {
     let acceptor = TlsAcceptor::from(server_config(tls)?);
     let listener = TcpListener::bind(addr)
         .await
@@ -117,7 +117,7 @@ pub async fn listen(
     let local = listener
         .local_addr()
         .map_err(|source| TransportError::Listen { addr, source })?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
@@ -132,7 +132,7 @@ pub async fn listen(
             });
         }
     });
-    Ok(local)
+    Ok((local, task.abort_handle()))
 }
 
 async fn serve(

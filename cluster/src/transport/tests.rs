@@ -19,7 +19,8 @@ async fn receiver(tls: &NodeTls) -> (SocketAddr, mpsc::Receiver<Message>) {
     let (tx, rx) = mpsc::channel(16);
     let addr = listen("127.0.0.1:0".parse().unwrap(), tls, tx, None)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     (addr, rx)
 }
 

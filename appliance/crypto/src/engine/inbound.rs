@@ -169,7 +169,7 @@ pub(super) fn run(
         );
         verdicts.push(format!("{v} {} signature ({})", s.method, s.detail));
     }
-    if engine.config.subject_markers {
+    if engine.config().subject_markers {
         match &signature {
             Some(s) if s.valid => subject::add_marker(outer, SIGNED),
             Some(_) => subject::add_marker(outer, SIGNED_INVALID),

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use crate::keys::KeyStore;
 use crate::mime::{Envelope, Header};
-use crate::policy::{self, Class, Decision, PolicyConfig};
+use crate::policy::{self, Class, Decision, PolicyConfig, SharedPolicy};
 
 /// Header fields Postern owns: removed from every incoming message (a sender must not be able
 /// to forge a verdict) and written only by Postern.
@@ -55,18 +55,26 @@ impl ProcessError {
 /// Policy and keys together: what the relay calls.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    pub config: PolicyConfig,
+    pub policy: Arc<SharedPolicy>,
     pub keys: Arc<dyn KeyStore>,
 }
 
 impl Engine {
     pub fn new(config: PolicyConfig, keys: Arc<dyn KeyStore>) -> Engine {
-        Engine { config, keys }
+        Engine {
+            policy: Arc::new(SharedPolicy::new(config)),
+            keys,
+        }
+    }
+
+    /// The policy in force now.
+    pub fn config(&self) -> Arc<PolicyConfig> {
+        self.policy.get()
     }
 
     /// The class of one recipient (at `RCPT`).
     pub fn decide(&self, sender: &str, recipient: &str, now: SystemTime) -> Decision {
-        policy::decide(&self.config, self.keys.as_ref(), sender, recipient, now)
+        policy::decide(&self.config(), self.keys.as_ref(), sender, recipient, now)
     }
 
     /// Processes a whole message (at end of data) for recipients that share `class`.
@@ -101,7 +109,7 @@ impl Engine {
                 inbound::run(self, user.as_deref(), &mut outer, &env.content, now)
             }
         };
-        if self.config.policy_header {
+        if self.config().policy_header {
             outer.prepend("X-Postern-Policy", &header_safe(&explanation));
         }
         Ok(Processed {

@@ -22,7 +22,7 @@ pub(super) fn run(
     let tags = subject::remove_tags(outer, &[NOSIGN, SECURE, ENCRYPT]);
     let tagged = |t: &str| tags.iter().any(|f| f == t);
     let nosign = tagged(NOSIGN);
-    let must_encrypt = tagged(SECURE) || tagged(ENCRYPT) || engine.config.always_encrypt;
+    let must_encrypt = tagged(SECURE) || tagged(ENCRYPT) || engine.config().always_encrypt;
     let never_encrypt = mime::contains_calendar_or_tnef(content);
     let mut notes: Vec<String> = Vec::new();
     if !tags.is_empty() {

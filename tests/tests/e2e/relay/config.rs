@@ -102,9 +102,12 @@ fn relay_unusable_certificate_and_busy_port_are_clear_start_errors() {
     std::fs::write(dir.join("b.key"), b.signing_key.serialize_pem()).expect("write");
     let port = postern_tests::free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
+    let cluster = format!("127.0.0.1:{}", postern_tests::free_port());
     let base = [
         "--listen",
         &listen,
+        "--cluster-listen",
+        &cluster,
         "--downstream",
         "127.0.0.1:25",
         "--data-dir",

@@ -166,7 +166,9 @@ fn relay_oversize_is_refused_without_buffering() {
     // declared size: refused at MAIL, before any data
     let r = c.cmd("MAIL FROM:<a@corp.example> SIZE=2000000", 552);
     assert!(r.text().starts_with("5.3.4 "), "{r}");
-    // undeclared: 40 MB streamed; refused at the end, never held in memory
+    // undeclared: 40 MB streamed; refused at the end, never held in memory (the peak
+    // grows by far less than the message; the baseline holds the cluster member's RocksDB)
+    let base = peak_rss_kib(p.pid());
     c.open_data("a@corp.example", &["b@else.example"]);
     let line = format!("{}\r\n", "x".repeat(998));
     let chunk = line.repeat(1000);
@@ -178,8 +180,8 @@ fn relay_oversize_is_refused_without_buffering() {
     assert!(r.text().starts_with("5.3.4 "), "{r}");
     let hwm = peak_rss_kib(p.pid());
     assert!(
-        hwm < 30 * 1024,
-        "posternd peak memory {hwm} KiB after a 40 MB message over a 1 MB limit"
+        hwm < base + 8 * 1024 && hwm < 48 * 1024,
+        "posternd peak memory {hwm} KiB (before: {base} KiB) after a 40 MB message over a 1 MB limit"
     );
     c.cmd("MAIL FROM:<a@corp.example>", 250);
     assert!(sink.messages().is_empty());

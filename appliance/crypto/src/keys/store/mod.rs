@@ -1,11 +1,15 @@
 //! The key store: the interface the mail path reads ([`KeyStore`]) and its in-memory
-//! implementation ([`MemoryKeyStore`]) whose state serialises to bytes (the daemon writes
-//! them to its data directory; the cluster state replaces that later). Private keys exist
-//! in the serialised state only sealed ([`super::seal`]); unsealed copies live in memory.
+//! implementation ([`MemoryKeyStore`]). Its state ([`StoreState`]) is the sealed form:
+//! private keys appear in it only sealed ([`super::seal`]); unsealed copies live in memory.
+//!
+//! Every change is computed on a copy and handed over as a list of [`Change`]s: without
+//! [`Replication`] the store installs them itself; with it (the cluster) they are proposed,
+//! and arrive back through [`MemoryKeyStore::install`] once the cluster applied them, on
+//! every node alike.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openssl::pkcs12::Pkcs12;
@@ -75,54 +79,86 @@ pub enum KeyStoreError {
     NoAddress,
     #[error("the OpenPGP key holds no secret key material")]
     NoSecret,
+    #[error("the change was not stored: {0}")]
+    Replication(String),
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct StoreState {
-    ca: Option<SealedIdentity>,
-    anchors: Vec<String>,
-    users: BTreeMap<String, UserRecord>,
-    partners: BTreeMap<String, PartnerRecord>,
+/// The whole key store in its sealed form: what is replicated and what `to_bytes` writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreState {
+    pub ca: Option<SealedIdentity>,
+    pub anchors: Vec<String>,
+    pub users: BTreeMap<String, UserRecord>,
+    pub partners: BTreeMap<String, PartnerRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SealedIdentity {
-    cert: String,
-    chain: Vec<String>,
+/// An S/MIME identity: certificate and chain (PEM), private key sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedIdentity {
+    pub cert: String,
+    pub chain: Vec<String>,
     /// Sealed PKCS#8 DER, base64.
-    key: String,
+    pub key: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct UserRecord {
-    smime: Vec<SealedIdentity>,
-    pgp: Vec<SealedPgp>,
+/// An enrolled user's keys, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub smime: Vec<SealedIdentity>,
+    pub pgp: Vec<SealedPgp>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SealedPgp {
-    public: String,
+/// An OpenPGP key: public part armored, transferable secret key sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedPgp {
+    pub public: String,
     /// Sealed transferable secret key, base64.
-    secret: String,
+    pub secret: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PartnerRecord {
-    smime: Vec<HarvestedCert>,
-    pgp: Vec<HarvestedPgp>,
+/// A partner's harvested or imported public keys, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartnerRecord {
+    pub smime: Vec<HarvestedCert>,
+    pub pgp: Vec<HarvestedPgp>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct HarvestedCert {
-    cert: String,
-    capabilities: Capabilities,
-    seen: u64,
+/// A partner's S/MIME certificate (PEM) with what its signature announced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarvestedCert {
+    pub cert: String,
+    pub capabilities: Capabilities,
+    pub seen: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct HarvestedPgp {
-    cert: String,
-    seen: u64,
+/// A partner's OpenPGP certificate (armored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarvestedPgp {
+    pub cert: String,
+    pub seen: u64,
+}
+
+/// One change of the store: the new value of one entity (`None`: removed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Ca(SealedIdentity),
+    Anchors(Vec<String>),
+    User(String, Option<UserRecord>),
+    Partner(String, Option<PartnerRecord>),
+}
+
+/// Why a change is made: an admin waits for it to be durable; a key harvested from mail
+/// must never hold the message up for long (without quorum it is simply not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    Admin,
+    Harvest,
+}
+
+/// Where changes go when the store is replicated. `commit` returns once the changes were
+/// agreed and handed back through [`MemoryKeyStore::install`] on this node, or fails.
+pub trait Replication: Send + Sync + std::fmt::Debug {
+    fn commit(&self, changes: Vec<Change>, urgency: Urgency) -> Result<(), KeyStoreError>;
 }
 
 /// Unsealed, parsed form of the state.
@@ -162,8 +198,11 @@ pub struct PartnerSummary {
 
 /// The in-memory key store.
 pub struct MemoryKeyStore {
-    sealer: Sealer,
+    sealer: RwLock<Sealer>,
     state: RwLock<(StoreState, Cache)>,
+    replication: RwLock<Option<Arc<dyn Replication>>>,
+    /// One change at a time on this node, each computed from the previous one's result.
+    updating: Mutex<()>,
     generation: AtomicU64,
 }
 
@@ -228,11 +267,47 @@ fn valid_at(cert: &X509, now: SystemTime) -> bool {
     ca::not_before(cert).is_some_and(|t| t <= now) && ca::not_after(cert).is_some_and(|t| t > now)
 }
 
+/// The changes that turn `old` into `new`.
+fn diff(old: &StoreState, new: &StoreState) -> Vec<Change> {
+    let mut out = Vec::new();
+    if let Some(ca) = &new.ca
+        && old.ca.as_ref() != Some(ca)
+    {
+        out.push(Change::Ca(ca.clone()));
+    }
+    if old.anchors != new.anchors {
+        out.push(Change::Anchors(new.anchors.clone()));
+    }
+    for (a, u) in &new.users {
+        if old.users.get(a) != Some(u) {
+            out.push(Change::User(a.clone(), Some(u.clone())));
+        }
+    }
+    for a in old.users.keys().filter(|a| !new.users.contains_key(*a)) {
+        out.push(Change::User(a.clone(), None));
+    }
+    for (a, p) in &new.partners {
+        if old.partners.get(a) != Some(p) {
+            out.push(Change::Partner(a.clone(), Some(p.clone())));
+        }
+    }
+    for a in old
+        .partners
+        .keys()
+        .filter(|a| !new.partners.contains_key(*a))
+    {
+        out.push(Change::Partner(a.clone(), None));
+    }
+    out
+}
+
 impl MemoryKeyStore {
     pub fn new(sealer: Sealer) -> MemoryKeyStore {
         MemoryKeyStore {
-            sealer,
+            sealer: RwLock::new(sealer),
             state: RwLock::new((StoreState::default(), Cache::default())),
+            replication: RwLock::new(None),
+            updating: Mutex::new(()),
             generation: AtomicU64::new(0),
         }
     }
@@ -241,12 +316,13 @@ impl MemoryKeyStore {
     pub fn from_bytes(bytes: &[u8], sealer: Sealer) -> Result<MemoryKeyStore, KeyStoreError> {
         let state: StoreState =
             serde_json::from_slice(bytes).map_err(|e| KeyStoreError::Corrupt(e.to_string()))?;
-        let cache = build_cache(&state, &sealer)?;
-        Ok(MemoryKeyStore {
-            sealer,
-            state: RwLock::new((state, cache)),
-            generation: AtomicU64::new(0),
-        })
+        let (cache, errors) = build_cache(&state, &sealer);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        let store = MemoryKeyStore::new(sealer);
+        *store.state.write().unwrap_or_else(|p| p.into_inner()) = (state, cache);
+        Ok(store)
     }
 
     /// The state with every private key sealed.
@@ -255,27 +331,96 @@ impl MemoryKeyStore {
         serde_json::to_vec_pretty(&guard.0).unwrap_or_default()
     }
 
-    /// Increases with every change (the daemon persists when it moves).
+    /// Increases with every change.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// From now on changes go through `replication` (and come back through `install`).
+    pub fn set_replication(&self, replication: Arc<dyn Replication>) {
+        *self.replication.write().unwrap_or_else(|p| p.into_inner()) = Some(replication);
+    }
+
+    /// Replaces the whole state (and, when given, the key it is sealed under): at start
+    /// and when the cluster restored a snapshot. Entities whose keys do not open are left
+    /// out and reported; the rest is usable.
+    pub fn replace(&self, state: StoreState, sealer: Option<Sealer>) -> Vec<KeyStoreError> {
+        let mut sealer_guard = self.sealer.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sealer {
+            *sealer_guard = s;
+        }
+        let (cache, errors) = build_cache(&state, &sealer_guard);
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = (state, cache);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        errors
+    }
+
+    /// Installs changes the cluster applied (or this store made, without replication).
+    /// An entity whose keys do not open keeps its sealed form but stays out of use; the
+    /// errors are returned for the log.
+    pub fn install(&self, changes: &[Change]) -> Vec<KeyStoreError> {
+        let sealer = self.sealer.read().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let (state, cache) = &mut *g;
+        let mut errors = Vec::new();
+        for change in changes {
+            if let Err(e) = install_one(state, cache, change, &sealer) {
+                errors.push(e);
+            }
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        errors
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, (StoreState, Cache)> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies `change` to a copy of the state; commits (and rebuilds the cache) only if it
-    /// and the rebuild succeed, so a failed operation leaves the store as it was.
     fn update<T>(
         &self,
         change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
     ) -> Result<T, KeyStoreError> {
-        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = guard.0.clone();
-        let out = change(&mut next, &guard.1, &self.sealer)?;
-        let cache = build_cache(&next, &self.sealer)?;
-        *guard = (next, cache);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.update_as(Urgency::Admin, change)
+    }
+
+    /// Applies `change` to a copy of the state and commits the difference: installed here
+    /// directly, or through replication. A change that fails, or whose result does not
+    /// open, leaves the store as it was.
+    fn update_as<T>(
+        &self,
+        urgency: Urgency,
+        change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
+    ) -> Result<T, KeyStoreError> {
+        let _one = self.updating.lock().unwrap_or_else(|p| p.into_inner());
+        let (out, changes) = {
+            let sealer = self.sealer.read().unwrap_or_else(|p| p.into_inner());
+            let g = self.read();
+            let mut next = g.0.clone();
+            let out = change(&mut next, &g.1, &sealer)?;
+            let changes = diff(&g.0, &next);
+            // Everything that will be installed must open.
+            let mut scratch = (StoreState::default(), Cache::default());
+            for c in &changes {
+                install_one(&mut scratch.0, &mut scratch.1, c, &sealer)?;
+            }
+            (out, changes)
+        };
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        let replication = self
+            .replication
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match replication {
+            Some(r) => r.commit(changes, urgency)?,
+            None => {
+                if let Some(e) = self.install(&changes).into_iter().next() {
+                    return Err(e);
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -406,13 +551,18 @@ impl MemoryKeyStore {
             let certs = X509::stack_from_pem(data)?;
             let mut out = Vec::new();
             for c in &certs {
-                out.extend(self.harvest_smime(c, &Capabilities::default(), now));
+                out.extend(self.remember_smime(
+                    c,
+                    &Capabilities::default(),
+                    now,
+                    Urgency::Admin,
+                )?);
             }
             return Ok(out);
         }
         let mut out = Vec::new();
         for c in pgp::parse_keyring(data)? {
-            out.extend(self.harvest_pgp(&c.strip_secret_key_material(), now));
+            out.extend(self.remember_pgp(&c.strip_secret_key_material(), now, Urgency::Admin)?);
         }
         Ok(out)
     }
@@ -581,6 +731,89 @@ impl MemoryKeyStore {
             .build2(password)?;
         Ok(p12.to_der()?)
     }
+
+    /// Keeps a partner's S/MIME certificate (our own users' addresses are never touched).
+    fn remember_smime(
+        &self,
+        cert: &X509,
+        capabilities: &Capabilities,
+        now: SystemTime,
+        urgency: Urgency,
+    ) -> Result<Vec<String>, KeyStoreError> {
+        let addresses = smime::cert_emails(cert);
+        let p = pem(cert)?;
+        self.update_as(urgency, |s, _, _| {
+            let mut changed = Vec::new();
+            for a in &addresses {
+                if s.users.contains_key(a) {
+                    continue; // never let mail replace our own users' keys
+                }
+                let rec = s.partners.entry(a.clone()).or_default();
+                match rec.smime.iter_mut().find(|h| h.cert == p) {
+                    Some(h) => {
+                        if capabilities.announced {
+                            h.capabilities = capabilities.clone();
+                        }
+                        h.seen = secs(now);
+                    }
+                    None => rec.smime.insert(
+                        0,
+                        HarvestedCert {
+                            cert: p.clone(),
+                            capabilities: capabilities.clone(),
+                            seen: secs(now),
+                        },
+                    ),
+                }
+                changed.push(a.clone());
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Keeps a partner's OpenPGP certificate, merged with what is known of it.
+    fn remember_pgp(
+        &self,
+        cert: &PgpCert,
+        now: SystemTime,
+        urgency: Urgency,
+    ) -> Result<Vec<String>, KeyStoreError> {
+        let public = cert.clone().strip_secret_key_material();
+        let addresses = pgp::cert_emails(&public, now);
+        let fpr = public.fingerprint();
+        self.update_as(urgency, |s, cache, _| {
+            let mut changed = Vec::new();
+            for a in &addresses {
+                if s.users.contains_key(a) {
+                    continue;
+                }
+                let merged = cache
+                    .partner_pgp
+                    .get(a)
+                    .and_then(|v| v.iter().find(|k| k.fingerprint() == fpr))
+                    .map_or_else(
+                        || public.clone(),
+                        |old| pgp::merge(old.clone(), public.clone()),
+                    );
+                let armored = String::from_utf8_lossy(&pgp::armored_public(&merged)).into_owned();
+                let rec = s.partners.entry(a.clone()).or_default();
+                rec.pgp.retain(|h| {
+                    pgp::parse_cert(h.cert.as_bytes())
+                        .map(|c| c.fingerprint() != fpr)
+                        .unwrap_or(false)
+                });
+                rec.pgp.insert(
+                    0,
+                    HarvestedPgp {
+                        cert: armored,
+                        seen: secs(now),
+                    },
+                );
+                changed.push(a.clone());
+            }
+            Ok(changed)
+        })
+    }
 }
 
 /// Loads OpenSSL's legacy provider (keeping the default one); whether it is available.
@@ -651,51 +884,113 @@ fn open_pgp(s: &SealedPgp, sealer: &Sealer) -> Result<PgpCert, KeyStoreError> {
     Ok(cert)
 }
 
-fn build_cache(state: &StoreState, sealer: &Sealer) -> Result<Cache, KeyStoreError> {
-    let mut c = Cache::default();
-    if let Some(ca) = &state.ca {
-        c.ca = Some(Ca {
-            identity: open_identity(ca, sealer, "ca-key")?,
-        });
-    }
-    c.anchors = state
-        .anchors
+fn open_user(
+    user: &UserRecord,
+    sealer: &Sealer,
+) -> Result<(Vec<Identity>, Vec<PgpCert>), KeyStoreError> {
+    let ids = user
+        .smime
         .iter()
-        .map(|p| parse_pem(p))
-        .collect::<Result<_, _>>()?;
-    for (address, user) in &state.users {
-        let ids = user
-            .smime
-            .iter()
-            .map(|s| open_identity(s, sealer, ""))
-            .collect::<Result<Vec<_>, _>>()?;
-        let keys = user
-            .pgp
-            .iter()
-            .map(|s| open_pgp(s, sealer))
-            .collect::<Result<Vec<_>, _>>()?;
-        c.smime.insert(address.clone(), ids);
-        c.pgp.insert(address.clone(), keys);
-    }
-    for (address, p) in &state.partners {
-        let certs = p
-            .smime
-            .iter()
-            .map(|h| Ok((parse_pem(&h.cert)?, h.capabilities.clone())))
-            .collect::<Result<Vec<_>, KeyStoreError>>()?;
-        let keys = p
-            .pgp
-            .iter()
-            .map(|h| pgp::parse_cert(h.cert.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !certs.is_empty() {
-            c.partner_smime.insert(address.clone(), certs);
+        .map(|s| open_identity(s, sealer, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = user
+        .pgp
+        .iter()
+        .map(|s| open_pgp(s, sealer))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, keys))
+}
+
+type PartnerKeys = (Vec<(X509, Capabilities)>, Vec<PgpCert>);
+
+fn open_partner(p: &PartnerRecord) -> Result<PartnerKeys, KeyStoreError> {
+    let certs = p
+        .smime
+        .iter()
+        .map(|h| Ok((parse_pem(&h.cert)?, h.capabilities.clone())))
+        .collect::<Result<Vec<_>, KeyStoreError>>()?;
+    let keys = p
+        .pgp
+        .iter()
+        .map(|h| pgp::parse_cert(h.cert.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((certs, keys))
+}
+
+/// Sets one entity in the sealed state and in the cache. On error the sealed form is kept
+/// (it is what the cluster agreed on) and the cache holds nothing for the entity.
+fn install_one(
+    state: &mut StoreState,
+    cache: &mut Cache,
+    change: &Change,
+    sealer: &Sealer,
+) -> Result<(), KeyStoreError> {
+    match change {
+        Change::Ca(ca) => {
+            state.ca = Some(ca.clone());
+            cache.ca = None;
+            let identity = open_identity(ca, sealer, "ca-key")?;
+            cache.ca = Some(Ca { identity });
         }
-        if !keys.is_empty() {
-            c.partner_pgp.insert(address.clone(), keys);
+        Change::Anchors(pems) => {
+            state.anchors = pems.clone();
+            cache.anchors = pems.iter().filter_map(|p| parse_pem(p).ok()).collect();
+            if cache.anchors.len() != pems.len() {
+                return Err(KeyStoreError::Corrupt(
+                    "a trust anchor does not parse".into(),
+                ));
+            }
+        }
+        Change::User(address, user) => {
+            cache.smime.remove(address);
+            cache.pgp.remove(address);
+            match user {
+                None => {
+                    state.users.remove(address);
+                }
+                Some(u) => {
+                    state.users.insert(address.clone(), u.clone());
+                    let (ids, keys) = open_user(u, sealer)?;
+                    cache.smime.insert(address.clone(), ids);
+                    cache.pgp.insert(address.clone(), keys);
+                }
+            }
+        }
+        Change::Partner(address, partner) => {
+            cache.partner_smime.remove(address);
+            cache.partner_pgp.remove(address);
+            match partner {
+                None => {
+                    state.partners.remove(address);
+                }
+                Some(p) => {
+                    state.partners.insert(address.clone(), p.clone());
+                    let (certs, keys) = open_partner(p)?;
+                    if !certs.is_empty() {
+                        cache.partner_smime.insert(address.clone(), certs);
+                    }
+                    if !keys.is_empty() {
+                        cache.partner_pgp.insert(address.clone(), keys);
+                    }
+                }
+            }
         }
     }
-    Ok(c)
+    Ok(())
+}
+
+/// The cache for a whole state, and the entities that did not open.
+fn build_cache(state: &StoreState, sealer: &Sealer) -> (Cache, Vec<KeyStoreError>) {
+    let mut scratch = StoreState::default();
+    let mut cache = Cache::default();
+    let mut errors = Vec::new();
+    let changes = diff(&StoreState::default(), state);
+    for c in &changes {
+        if let Err(e) = install_one(&mut scratch, &mut cache, c, sealer) {
+            errors.push(e);
+        }
+    }
+    (cache, errors)
 }
 
 impl KeyStore for MemoryKeyStore {
@@ -802,75 +1097,19 @@ impl KeyStore for MemoryKeyStore {
         capabilities: &Capabilities,
         now: SystemTime,
     ) -> Vec<String> {
-        let addresses = smime::cert_emails(cert);
-        let Ok(p) = pem(cert) else { return Vec::new() };
-        let result = self.update(|s, _, _| {
-            let mut changed = Vec::new();
-            for a in &addresses {
-                if s.users.contains_key(a) {
-                    continue; // never let mail replace our own users' keys
-                }
-                let rec = s.partners.entry(a.clone()).or_default();
-                match rec.smime.iter_mut().find(|h| h.cert == p) {
-                    Some(h) => {
-                        if capabilities.announced {
-                            h.capabilities = capabilities.clone();
-                        }
-                        h.seen = secs(now);
-                    }
-                    None => rec.smime.insert(
-                        0,
-                        HarvestedCert {
-                            cert: p.clone(),
-                            capabilities: capabilities.clone(),
-                            seen: secs(now),
-                        },
-                    ),
-                }
-                changed.push(a.clone());
-            }
-            Ok(changed)
-        });
-        result.unwrap_or_default()
+        self.remember_smime(cert, capabilities, now, Urgency::Harvest)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "harvested S/MIME certificate not kept");
+                Vec::new()
+            })
     }
 
     fn harvest_pgp(&self, cert: &PgpCert, now: SystemTime) -> Vec<String> {
-        let public = cert.clone().strip_secret_key_material();
-        let addresses = pgp::cert_emails(&public, now);
-        let fpr = public.fingerprint();
-        let result = self.update(|s, cache, _| {
-            let mut changed = Vec::new();
-            for a in &addresses {
-                if s.users.contains_key(a) {
-                    continue;
-                }
-                let merged = cache
-                    .partner_pgp
-                    .get(a)
-                    .and_then(|v| v.iter().find(|k| k.fingerprint() == fpr))
-                    .map_or_else(
-                        || public.clone(),
-                        |old| pgp::merge(old.clone(), public.clone()),
-                    );
-                let armored = String::from_utf8_lossy(&pgp::armored_public(&merged)).into_owned();
-                let rec = s.partners.entry(a.clone()).or_default();
-                rec.pgp.retain(|h| {
-                    pgp::parse_cert(h.cert.as_bytes())
-                        .map(|c| c.fingerprint() != fpr)
-                        .unwrap_or(false)
-                });
-                rec.pgp.insert(
-                    0,
-                    HarvestedPgp {
-                        cert: armored,
-                        seen: secs(now),
-                    },
-                );
-                changed.push(a.clone());
-            }
-            Ok(changed)
-        });
-        result.unwrap_or_default()
+        self.remember_pgp(cert, now, Urgency::Harvest)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "harvested OpenPGP key not kept");
+                Vec::new()
+            })
     }
 }
 
