@@ -5,7 +5,8 @@
 #                             Postfix relay and Postfix before-queue proxies (benches/relay.rs)
 #   scripts/bench.sh crypto   signing/encryption cost against openssl speed rsa2048 and
 #                             msgs/s per method against pass-through and Postfix (benches/crypto.rs)
-#   scripts/bench.sh cluster  committed writes/s, join and failover times (cluster/benches)
+#   scripts/bench.sh cluster  committed writes/s, join and failover times in process
+#                             (cluster/benches) and through posternd (tests/benches/cluster.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +30,14 @@ start=$(date +%s)
 # The bench prints progress on stderr and only the report on stdout.
 # A failed cell still leaves a report (with its failures listed); the exit status says so.
 status=0
-package=postern-tests
-[ "$bench" = cluster ] && package=postern-cluster
-REQUIRE_PEERS=1 cargo bench -p "$package" --bench "$bench" | tee "$tmp" || status=$?
+if [ "$bench" = cluster ]; then
+    # In-process Raft figures, then the operator's view through posternd processes.
+    { REQUIRE_PEERS=1 cargo bench -p postern-cluster --bench cluster \
+        && echo \
+        && REQUIRE_PEERS=1 cargo bench -p postern-tests --bench cluster; } | tee "$tmp" || status=$?
+else
+    REQUIRE_PEERS=1 cargo bench -p postern-tests --bench "$bench" | tee "$tmp" || status=$?
+fi
 if [ -s "$tmp" ]; then
     mv "$tmp" "$out" && chmod 644 "$out"
     echo "bench.sh: wrote $out in $(( $(date +%s) - start )) s (exit status $status)" >&2
