@@ -12,6 +12,7 @@ scripts/setup.sh
 DEMO=${POSTERN_DEMO_DIR:-/tmp/postern-demo}
 LISTEN=${POSTERN_DEMO_LISTEN:-127.0.0.1:2525}
 SINK=${POSTERN_DEMO_SINK:-127.0.0.1:2526}
+CLUSTER=${POSTERN_DEMO_CLUSTER:-127.0.0.1:7946}
 
 printf '==> building posternd (release)\n' >&2
 cargo build --release --quiet -p postern --bin posternd --bin posternctl
@@ -43,6 +44,7 @@ cat >&2 <<EOT
 
 ==> Postern demo
     posternd listens on   $LISTEN  (SMTP, STARTTLS with a self-signed certificate)
+    cluster port          $CLUSTER  (a single-member cluster; posternctl cluster status)
     demo downstream on    $SINK  (smtp-sink; messages land in $DEMO/mail)
     configuration         $DEMO/postern.toml (the example, protecting corp.example)
     manage keys with      $CTL --data-dir $DEMO/data user list
@@ -55,4 +57,5 @@ cat >&2 <<EOT
     Ctrl-C stops posternd and the demo downstream.
 
 EOT
-"$BIN" --config "$DEMO/postern.toml" --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data"
+"$BIN" --config "$DEMO/postern.toml" --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data" \
+  --cluster-listen "$CLUSTER"

@@ -171,7 +171,10 @@ impl Cluster {
         let Some((handle, _)) = running.as_ref() else {
             return false;
         };
-        handle.status().await.is_some_and(|s| s.leader == s.id)
+        handle
+            .leadership()
+            .await
+            .is_some_and(|(id, leader)| id == leader)
     }
 
     /// Waits until this node has applied everything committed so far, confirmed by a
@@ -307,7 +310,7 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         match handle
-            .propose(ClusterCommand::RemoveMember { id }, PROPOSE_TIMEOUT)
+            .propose_retrying(ClusterCommand::RemoveMember { id }, PROPOSE_TIMEOUT)
             .await
         {
             Ok(Outcome::Done | Outcome::NotFound(_)) => Ok(json!({ "removed": id })),
@@ -345,7 +348,7 @@ impl Cluster {
         let running = self.running.lock().await;
         let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
         match handle
-            .propose(ClusterCommand::PutSetting { key, value }, PROPOSE_TIMEOUT)
+            .propose_retrying(ClusterCommand::PutSetting { key, value }, PROPOSE_TIMEOUT)
             .await
         {
             Ok(Outcome::Done) => Ok(serde_json::Value::Null),
@@ -359,7 +362,7 @@ impl Cluster {
         let running = self.running.lock().await;
         let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
         match handle
-            .propose(ClusterCommand::RemoveSetting { key }, PROPOSE_TIMEOUT)
+            .propose_retrying(ClusterCommand::RemoveSetting { key }, PROPOSE_TIMEOUT)
             .await
         {
             Ok(Outcome::Done) => Ok(serde_json::Value::Null),

@@ -42,13 +42,15 @@ pub struct ClusterKeys {
 impl Replication for ClusterKeys {
     fn commit(&self, changes: Vec<Change>, urgency: Urgency) -> Result<(), KeyStoreError> {
         let commands = changes.iter().map(to_command).collect();
-        let timeout = match urgency {
-            Urgency::Admin => ADMIN_TIMEOUT,
-            Urgency::Harvest => HARVEST_TIMEOUT,
+        // Admin changes ride out an election; a harvested key is tried once (no quorum:
+        // not kept, the message goes on).
+        let (timeout, retry) = match urgency {
+            Urgency::Admin => (ADMIN_TIMEOUT, true),
+            Urgency::Harvest => (HARVEST_TIMEOUT, false),
         };
         match self
             .handle
-            .propose_blocking(ClusterCommand::Batch { commands }, timeout)
+            .propose_blocking(ClusterCommand::Batch { commands }, timeout, retry)
         {
             Ok(Outcome::Done) => Ok(()),
             Ok(Outcome::NotFound(m) | Outcome::Refused(m)) => Err(KeyStoreError::Replication(m)),

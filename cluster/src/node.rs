@@ -36,6 +36,9 @@ pub enum ProposeError {
     NoLeader,
     #[error("proposal dropped: {0}")]
     Dropped(String),
+    /// A new leader was elected while the proposal waited: it may or may not be applied.
+    #[error("the leader changed while the proposal waited; it may or may not have been applied")]
+    LeaderChanged,
 }
 
 /// What one round of the Ready loop produced.

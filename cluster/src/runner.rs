@@ -18,6 +18,8 @@ use crate::transport::Outbound;
 
 /// One Raft tick (election after 10–20 ticks, heartbeat every 2).
 pub const TICK: Duration = Duration::from_millis(100);
+/// How long a retrying proposer waits for an election before it tries again.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Where a proposal's outcome goes: an async caller or a blocking one.
 enum Reply {
@@ -45,6 +47,7 @@ enum Event {
     Remove(u64, oneshot::Sender<Result<(), ProposeError>>),
     ReadIndex(oneshot::Sender<Result<(), ProposeError>>),
     Status(oneshot::Sender<Status>),
+    Leader(oneshot::Sender<(u64, u64)>),
     Stop(Option<oneshot::Sender<()>>),
 }
 
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Event {
             Event::Remove(..) => "Remove",
             Event::ReadIndex(_) => "ReadIndex",
             Event::Status(_) => "Status",
+            Event::Leader(_) => "Leader",
             Event::Stop(_) => "Stop",
         })
     }
@@ -115,24 +119,60 @@ impl Handle {
         }
     }
 
-    /// [`Handle::propose`] for threads that may block (never call it on an async task).
-    pub fn propose_blocking(
+    /// Proposes a command that may safely be applied twice (every state command but
+    /// `UseJoinToken`), trying again while there is no leader or the leader changed, until
+    /// `timeout`: what admin writes use, so a failover costs them an election, not a timeout.
+    pub async fn propose_retrying(
         &self,
         cmd: Command,
         timeout: Duration,
     ) -> Result<Outcome, ProposeError> {
-        let (tx, rx) = std_mpsc::channel();
-        self.events
-            .send(Event::Propose(cmd, Reply::Blocking(tx)))
-            .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
-        match rx.recv_timeout(timeout) {
-            Ok(r) => r,
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                Err(ProposeError::Dropped("the node stopped".into()))
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.propose(cmd.clone(), left).await {
+                Err(ProposeError::NoLeader | ProposeError::LeaderChanged)
+                    if tokio::time::Instant::now() + RETRY_PAUSE < deadline =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                other => return other,
             }
-            Err(std_mpsc::RecvTimeoutError::Timeout) => Err(ProposeError::Dropped(format!(
-                "not committed within {timeout:?}"
-            ))),
+        }
+    }
+
+    /// [`Handle::propose`] (`retry`: [`Handle::propose_retrying`]) for threads that may
+    /// block (never on an async task).
+    pub fn propose_blocking(
+        &self,
+        cmd: Command,
+        timeout: Duration,
+        retry: bool,
+    ) -> Result<Outcome, ProposeError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (tx, rx) = std_mpsc::channel();
+            self.events
+                .send(Event::Propose(cmd.clone(), Reply::Blocking(tx)))
+                .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
+            let r = match rx.recv_timeout(left) {
+                Ok(r) => r,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    Err(ProposeError::Dropped("the node stopped".into()))
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => Err(ProposeError::Dropped(format!(
+                    "not committed within {timeout:?}"
+                ))),
+            };
+            match r {
+                Err(ProposeError::NoLeader | ProposeError::LeaderChanged)
+                    if retry && Instant::now() + RETRY_PAUSE < deadline =>
+                {
+                    std::thread::sleep(RETRY_PAUSE);
+                }
+                other => return other,
+            }
         }
     }
 
@@ -179,6 +219,13 @@ impl Handle {
             .map_err(|_| ProposeError::Dropped("the node is stopped".into()))?;
         rx.await
             .map_err(|_| ProposeError::Dropped("the node stopped".into()))?
+    }
+
+    /// (this node's id, the leader it knows of; 0: none), without copying the state.
+    pub async fn leadership(&self) -> Option<(u64, u64)> {
+        let (tx, rx) = oneshot::channel();
+        self.events.send(Event::Leader(tx)).ok()?;
+        rx.await.ok()
     }
 
     /// This member's status and its copy of the state (local read).
@@ -261,7 +308,8 @@ fn run(
     observer: Option<&dyn Observer>,
 ) -> Option<oneshot::Sender<()>> {
     let mut next_id: u64 = 0;
-    let mut waiting: HashMap<u64, Reply> = HashMap::new();
+    // Proposals waiting to be applied, with the term they were made in.
+    let mut waiting: HashMap<u64, (Reply, u64)> = HashMap::new();
     let mut reads: HashMap<u64, oneshot::Sender<Result<(), ProposeError>>> = HashMap::new();
     // Confirmed reads waiting for this node to apply up to their index.
     let mut confirmed: Vec<(u64, oneshot::Sender<Result<(), ProposeError>>)> = Vec::new();
@@ -286,7 +334,7 @@ fn run(
                 next_id += 1;
                 match node.propose(next_id, &cmd) {
                     Ok(()) => {
-                        waiting.insert(next_id, reply);
+                        waiting.insert(next_id, (reply, node.term()));
                     }
                     Err(e) => reply.send(Err(e)),
                 }
@@ -322,6 +370,9 @@ fn run(
                     learners,
                     state: node.state().clone(),
                 });
+            }
+            Ok(Event::Leader(reply)) => {
+                let _ = reply.send((node.id(), node.leader()));
             }
             Ok(Event::Stop(ack)) => return ack,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return None,
@@ -371,7 +422,7 @@ fn run(
                     outbound.send(m);
                 }
                 for (id, outcome) in out.applied {
-                    if let Some(reply) = waiting.remove(&id) {
+                    if let Some((reply, _)) = waiting.remove(&id) {
                         reply.send(Ok(outcome));
                     }
                 }
@@ -394,6 +445,15 @@ fn run(
         if node.leader() != leader {
             leader = node.leader();
             tracing::info!(leader, term = node.term(), "leader changed");
+            // A proposal forwarded to a leader that is gone is lost; one that reached the
+            // new leader's log will still apply. The proposer cannot tell: tell it now
+            // instead of letting it wait out its timeout (state commands can be repeated).
+            if leader != 0 {
+                let term = node.term();
+                for (_, (reply, _)) in waiting.extract_if(|_, (_, t)| *t < term) {
+                    reply.send(Err(ProposeError::LeaderChanged));
+                }
+            }
         }
     }
 }
