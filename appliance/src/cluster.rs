@@ -165,10 +165,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// The running member (a copy: no lock is held while the caller awaits).
+    async fn member(&self) -> Result<(Handle, Membership), String> {
+        self.running
+            .lock()
+            .await
+            .clone()
+            .ok_or_else(|| "this node is not in a cluster".to_owned())
+    }
+
     /// Whether this node leads the cluster now (periodic work runs on the leader only).
     pub async fn is_leader(&self) -> bool {
-        let running = self.running.lock().await;
-        let Some((handle, _)) = running.as_ref() else {
+        let Ok((handle, _)) = self.member().await else {
             return false;
         };
         handle
@@ -180,11 +188,7 @@ impl Cluster {
     /// Waits until this node has applied everything committed so far, confirmed by a
     /// quorum: admin reads after it see every acknowledged write, whichever node took it.
     pub async fn read_barrier(&self) -> Result<(), String> {
-        let handle = {
-            let running = self.running.lock().await;
-            running.as_ref().map(|(h, _)| h.clone())
-        };
-        let handle = handle.ok_or("this node is not in a cluster")?;
+        let (handle, _) = self.member().await?;
         handle.read_barrier(READ_TIMEOUT).await.map_err(|e| {
             format!(
                 "the cluster cannot confirm a consistent read ({e}); is a majority of members up?"
@@ -194,10 +198,7 @@ impl Cluster {
 
     /// `cluster init`: every node founds its own cluster at first start; this reports it.
     pub async fn init(&self) -> Result<serde_json::Value, String> {
-        let running = self.running.lock().await;
-        let (handle, m) = running
-            .as_ref()
-            .ok_or("the cluster member is not running")?;
+        let (handle, m) = self.member().await?;
         let s = handle.status().await.ok_or("the cluster member stopped")?;
         if s.state.members.len() > 1 {
             return Err(format!(
@@ -213,9 +214,8 @@ impl Cluster {
 
     /// `cluster export-credentials`: a one-time join token valid for `ttl`.
     pub async fn export(&self, ttl: Duration) -> Result<serde_json::Value, String> {
-        let running = self.running.lock().await;
-        let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
-        let creds = member::export_credentials(handle, m, ttl, SystemTime::now())
+        let (handle, m) = self.member().await?;
+        let creds = member::export_credentials(&handle, &m, ttl, SystemTime::now())
             .await
             .map_err(err)?;
         serde_json::to_value(&creds).map_err(err)
@@ -259,15 +259,32 @@ impl Cluster {
         let admitted = member::request_join(&creds, peer, &self.advertise, SystemTime::now())
             .await
             .map_err(err)?;
+        let mut kept = None;
         if let Some((handle, old)) = leaving {
             handle.shutdown().await;
             *running = None;
-            let kept = self.files.retire(SystemTime::now()).map_err(err)?;
-            tracing::info!(cluster = %old, kept = %kept.display(), "left the single-member cluster to join another");
+            match self.files.retire(SystemTime::now()) {
+                Ok(k) => {
+                    tracing::info!(cluster = %old, kept = %k.display(), "left the single-member cluster to join another");
+                    kept = Some(k);
+                }
+                Err(e) => {
+                    self.go_back(&mut running, None).await;
+                    return Err(e.to_string());
+                }
+            }
         }
-        let (handle, m) = member::start_joined(&self.files, admitted, self.listen, &self.options())
-            .await
-            .map_err(err)?;
+        let joined =
+            member::start_joined(&self.files, admitted, self.listen, &self.options()).await;
+        let (handle, m) = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                let back = self.go_back(&mut running, kept.as_deref()).await;
+                return Err(format!(
+                    "{e}; {back} (the cluster joined holds an unused learner: `posternctl cluster remove` it there)"
+                ));
+            }
+        };
         self.attach(&handle);
         let out = json!({ "cluster_id": m.info.cluster_id, "node_id": m.info.node_id, "addr": m.info.addr });
         tracing::info!(cluster = %m.info.cluster_id, node = m.info.node_id, "joined the cluster");
@@ -275,11 +292,37 @@ impl Cluster {
         Ok(out)
     }
 
+    /// After a join failed half-way: back to the cluster this node left (its directory
+    /// restored from `kept`), so the node keeps working. Says where the node is now.
+    async fn go_back(
+        &self,
+        running: &mut Option<(Handle, Membership)>,
+        kept: Option<&std::path::Path>,
+    ) -> String {
+        if let Some(k) = kept
+            && let Err(e) = self.files.restore(k)
+        {
+            return format!(
+                "this node could not go back to its own cluster ({e}): restart posternd"
+            );
+        }
+        match member::resume(&self.files, self.listen, &self.options()).await {
+            Ok(Some(own)) => {
+                self.attach(&own.0);
+                *running = Some(own);
+                "this node went back to its own cluster".into()
+            }
+            Ok(None) => "this node is in no cluster now: restart posternd".into(),
+            Err(e) => {
+                format!("this node could not restart its own cluster ({e}): restart posternd")
+            }
+        }
+    }
+
     /// `cluster remove`: takes member `id` out of the cluster (a dead node, or one being
     /// replaced); run on any other member.
     pub async fn remove(&self, id: u64) -> Result<serde_json::Value, String> {
-        let running = self.running.lock().await;
-        let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
+        let (handle, m) = self.member().await?;
         if id == m.info.node_id {
             return Err("a node cannot remove itself: run this on another member".into());
         }
@@ -321,8 +364,7 @@ impl Cluster {
 
     /// `cluster status`: members, leader, term, and on the leader each member's lag.
     pub async fn status(&self) -> Result<serde_json::Value, String> {
-        let running = self.running.lock().await;
-        let (handle, m) = running.as_ref().ok_or("this node is not in a cluster")?;
+        let (handle, m) = self.member().await?;
         let s = handle.status().await.ok_or("the cluster member stopped")?;
         let lag: serde_json::Map<String, serde_json::Value> = s
             .matched
@@ -345,8 +387,7 @@ impl Cluster {
     /// `setting set`: a replicated setting (policy settings are checked first).
     pub async fn set(&self, key: String, value: String) -> Result<serde_json::Value, String> {
         crate::settings::check(&key, &value)?;
-        let running = self.running.lock().await;
-        let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
+        let (handle, _) = self.member().await?;
         match handle
             .propose_retrying(ClusterCommand::PutSetting { key, value }, PROPOSE_TIMEOUT)
             .await
@@ -359,8 +400,7 @@ impl Cluster {
 
     /// `setting unset`: back to each node's configuration file.
     pub async fn unset(&self, key: String) -> Result<serde_json::Value, String> {
-        let running = self.running.lock().await;
-        let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
+        let (handle, _) = self.member().await?;
         match handle
             .propose_retrying(ClusterCommand::RemoveSetting { key }, PROPOSE_TIMEOUT)
             .await
@@ -375,8 +415,7 @@ impl Cluster {
     /// `setting get`: a linearizable read of a replicated setting.
     pub async fn get(&self, key: &str) -> Result<serde_json::Value, String> {
         self.read_barrier().await?;
-        let running = self.running.lock().await;
-        let (handle, _) = running.as_ref().ok_or("this node is not in a cluster")?;
+        let (handle, _) = self.member().await?;
         let s = handle.status().await.ok_or("the cluster member stopped")?;
         s.state
             .settings

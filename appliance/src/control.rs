@@ -142,18 +142,6 @@ impl Handler {
         self.apply(cmd)
     }
 
-    /// Whether `cmd` reads the key store (and wants a linearizable read first).
-    pub fn is_read(cmd: &Command) -> bool {
-        matches!(
-            cmd,
-            Command::UserList
-                | Command::UserCert { .. }
-                | Command::UserPgp { .. }
-                | Command::PartnerList
-                | Command::CaCert
-        )
-    }
-
     /// Cluster commands wait on Raft; they run on the async side.
     pub async fn execute_cluster(&self, cmd: Command) -> Option<Response> {
         let c = &self.cluster;
@@ -312,12 +300,10 @@ pub async fn serve(listener: UnixListener, handler: Handler) {
                         match handler.execute_cluster(cmd.clone()).await {
                             Some(r) => r,
                             None => {
-                                let barrier = if Handler::is_read(&cmd) {
-                                    handler.cluster.read_barrier().await
-                                } else {
-                                    Ok(())
-                                };
-                                match barrier {
+                                // Reads and writes alike start from everything committed
+                                // so far: a write computed from a stale copy would undo
+                                // another node's change.
+                                match handler.cluster.read_barrier().await {
                                     Err(e) => Response::err(e),
                                     Ok(()) => {
                                         tokio::task::spawn_blocking(move || handler.execute(cmd))

@@ -172,6 +172,12 @@ async fn keep_keys(handler: Handler, rollover_every: std::time::Duration) {
         {
             continue;
         }
+        // A new leader may not have applied everything yet; new keys are made from the
+        // latest state.
+        if let Err(e) = handler.cluster.read_barrier().await {
+            tracing::warn!(error = %e, "key rollover postponed");
+            continue;
+        }
         last_rollover = Some(tokio::time::Instant::now());
         let k = Arc::clone(&handler.keys);
         let validity = handler.key_validity;

@@ -52,8 +52,10 @@ impl Replication for ClusterKeys {
             .handle
             .propose_blocking(ClusterCommand::Batch { commands }, timeout, retry)
         {
-            Ok(Outcome::Done) => Ok(()),
-            Ok(Outcome::NotFound(m) | Outcome::Refused(m)) => Err(KeyStoreError::Replication(m)),
+            // Removing what is already gone (the store checked it existed; a retry across a
+            // leader change may apply a removal twice) reached the state asked for.
+            Ok(Outcome::Done | Outcome::NotFound(_)) => Ok(()),
+            Ok(Outcome::Refused(m)) => Err(KeyStoreError::Replication(m)),
             Ok(other) => Err(KeyStoreError::Replication(format!(
                 "unexpected outcome {other:?}"
             ))),

@@ -141,6 +141,19 @@ impl ClusterFiles {
         Ok(to)
     }
 
+    /// Undoes [`ClusterFiles::retire`]: whatever a failed join left is removed and the
+    /// retired directory comes back.
+    pub fn restore(&self, retired: &Path) -> Result<(), FilesError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| FilesError::Io { path, source }
+        };
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+        }
+        std::fs::rename(retired, &self.dir).map_err(io(retired))
+    }
+
     /// The membership, if this node belongs to a cluster.
     pub fn load(&self) -> Result<Option<Membership>, FilesError> {
         if !self.is_member() {

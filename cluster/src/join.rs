@@ -144,7 +144,7 @@ impl Credentials {
         ttl: Duration,
     ) -> Result<(Credentials, Command), openssl::error::ErrorStack> {
         let (token, hash) = new_token()?;
-        let expires = now_secs(now) + ttl.as_secs();
+        let expires = now_secs(now).saturating_add(ttl.as_secs());
         Ok((
             Credentials {
                 cluster_id: cluster_id.to_owned(),

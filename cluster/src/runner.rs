@@ -307,7 +307,19 @@ fn run(
     outbound: &Outbound,
     observer: Option<&dyn Observer>,
 ) -> Option<oneshot::Sender<()>> {
-    let mut next_id: u64 = 0;
+    // Proposal ids start at a random point: an entry proposed before a restart that
+    // commits late must not answer a new proposal with the same id.
+    let mut next_id: u64 = {
+        let mut b = [0u8; 8];
+        openssl::rand::rand_bytes(&mut b)
+            .map(|()| u64::from_be_bytes(b) >> 1)
+            .unwrap_or_else(|_| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+            })
+    };
     // Proposals waiting to be applied, with the term they were made in.
     let mut waiting: HashMap<u64, (Reply, u64)> = HashMap::new();
     let mut reads: HashMap<u64, oneshot::Sender<Result<(), ProposeError>>> = HashMap::new();

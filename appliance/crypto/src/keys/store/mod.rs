@@ -23,6 +23,9 @@ use super::seal::{SealError, Sealer};
 use crate::pgp::{self, PgpCert};
 use crate::smime::{self, Capabilities, Identity};
 
+/// How long a harvested key may wait for another change of the store to finish.
+const HARVEST_WAIT: Duration = Duration::from_millis(300);
+
 /// Rollover starts this long before a signing key expires (DESIGN.md §4).
 pub const ROLLOVER_BEFORE: Duration = Duration::from_secs(7 * 86_400);
 
@@ -372,6 +375,15 @@ impl MemoryKeyStore {
         errors
     }
 
+    /// The built-in CA (a copy: issuing with it takes no lock).
+    fn ca(&self) -> Result<Ca, KeyStoreError> {
+        self.read()
+            .1
+            .ca
+            .clone()
+            .ok_or_else(|| KeyStoreError::Corrupt("no CA".into()))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, (StoreState, Cache)> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -383,6 +395,29 @@ impl MemoryKeyStore {
         self.update_as(Urgency::Admin, change)
     }
 
+    fn updating_within(
+        &self,
+        wait: Duration,
+    ) -> Result<std::sync::MutexGuard<'_, ()>, KeyStoreError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match self.updating.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(KeyStoreError::Replication(
+                        "another key store change is in progress".into(),
+                    ));
+                }
+            }
+        }
+    }
+
     /// Applies `change` to a copy of the state and commits the difference: installed here
     /// directly, or through replication. A change that fails, or whose result does not
     /// open, leaves the store as it was.
@@ -391,7 +426,11 @@ impl MemoryKeyStore {
         urgency: Urgency,
         change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
     ) -> Result<T, KeyStoreError> {
-        let _one = self.updating.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = match urgency {
+            Urgency::Admin => self.updating.lock().unwrap_or_else(|p| p.into_inner()),
+            // A harvest never waits long behind an admin change: mail is waiting.
+            Urgency::Harvest => self.updating_within(HARVEST_WAIT)?,
+        };
         let (out, changes) = {
             let sealer = self.sealer.read().unwrap_or_else(|p| p.into_inner());
             let g = self.read();
@@ -456,13 +495,12 @@ impl MemoryKeyStore {
         validity: Duration,
     ) -> Result<UserSummary, KeyStoreError> {
         let address = normalize_address(address)?;
-        self.update(|s, cache, sealer| {
-            let ca = cache
-                .ca
-                .as_ref()
-                .ok_or_else(|| KeyStoreError::Corrupt("no CA".into()))?;
-            let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
-            let pgp = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
+        // Keys are made before any lock is taken: generation takes a while, and the mail
+        // path and the cluster's updates must not wait for it.
+        let ca = self.ca()?;
+        let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
+        let pgp = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
+        self.update(|s, _, sealer| {
             let user = s.users.entry(address.clone()).or_default();
             user.smime.insert(0, seal_identity(&id, sealer, "")?);
             user.pgp.insert(0, seal_pgp(&pgp, sealer)?);
@@ -612,21 +650,38 @@ impl MemoryKeyStore {
         if due.is_empty() || self.read().1.ca.is_none() {
             return Ok(Vec::new());
         }
-        self.update(|s, cache, sealer| {
-            let ca = cache
-                .ca
-                .as_ref()
-                .ok_or_else(|| KeyStoreError::Corrupt("no CA".into()))?;
+        // New keys first, with no lock held (see `enrol`).
+        let ca = self.ca()?;
+        let mut fresh = Vec::new();
+        for (address, smime_due, pgp_due) in &due {
+            let id = if *smime_due {
+                Some(ca.issue(address, now - Duration::from_secs(60), now + validity)?)
+            } else {
+                None
+            };
+            let key = if *pgp_due {
+                Some(pgp::generate(
+                    address,
+                    now - Duration::from_secs(60),
+                    validity,
+                )?)
+            } else {
+                None
+            };
+            fresh.push((address.clone(), id, key));
+        }
+        self.update(|s, _, sealer| {
             let mut rolled = Vec::new();
-            for (address, smime_due, pgp_due) in &due {
-                let user = s.users.entry(address.clone()).or_default();
-                if *smime_due {
-                    let id = ca.issue(address, now - Duration::from_secs(60), now + validity)?;
-                    user.smime.insert(0, seal_identity(&id, sealer, "")?);
+            for (address, id, key) in &fresh {
+                // A user removed meanwhile stays removed.
+                let Some(user) = s.users.get_mut(address) else {
+                    continue;
+                };
+                if let Some(id) = id {
+                    user.smime.insert(0, seal_identity(id, sealer, "")?);
                 }
-                if *pgp_due {
-                    let k = pgp::generate(address, now - Duration::from_secs(60), validity)?;
-                    user.pgp.insert(0, seal_pgp(&k, sealer)?);
+                if let Some(k) = key {
+                    user.pgp.insert(0, seal_pgp(k, sealer)?);
                 }
                 rolled.push(address.clone());
             }
