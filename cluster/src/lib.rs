@@ -5,7 +5,8 @@
 //! - [`storage`]: Raft storage and the persisted state machine on RocksDB;
 //! - [`node`]: one member and its Ready loop;
 //! - [`pki`]: the cluster CA and node certificates;
-//! - [`transport`]: Raft messages over mutual TLS.
+//! - [`transport`]: Raft messages over mutual TLS;
+//! - [`vip`]: which node holds each virtual IP, under leases (pure decisions).
 
 pub mod files;
 pub mod join;
@@ -18,3 +19,4 @@ pub mod storage;
 #[cfg(test)]
 pub mod testkit;
 pub mod transport;
+pub mod vip;

@@ -39,6 +39,17 @@ pub struct PortalAccount {
     pub created: u64,
 }
 
+/// A configured virtual IP (`address/prefix`, e.g. `198.18.0.100/24`): the interface it
+/// goes on, the nodes it prefers in order, and a pending move asked for by the admin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipConfig {
+    pub interface: String,
+    #[serde(default)]
+    pub preferred: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<u64>,
+}
+
 /// Which node holds a virtual IP, and until when its lease runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VipAssignment {
@@ -80,8 +91,15 @@ pub struct State {
     pub policies: BTreeMap<String, String>,
     #[serde(default)]
     pub portal_accounts: BTreeMap<String, PortalAccount>,
+    /// Configured virtual IPs by address.
+    #[serde(default)]
+    pub vip_config: BTreeMap<String, VipConfig>,
+    /// Who holds each virtual IP under which lease.
     #[serde(default)]
     pub vips: BTreeMap<String, VipAssignment>,
+    /// Nodes that reported they cannot serve mail (SMTP down or downstream unreachable).
+    #[serde(default)]
+    pub unhealthy: BTreeMap<u64, String>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Commands applied so far (every member reaches the same number).
@@ -148,6 +166,20 @@ pub enum Command {
     },
     RemovePortalAccount {
         address: String,
+    },
+    /// Configures (or reconfigures) a virtual IP.
+    PutVip {
+        address: String,
+        config: VipConfig,
+    },
+    /// Forgets a virtual IP (its holder drops it when its lease is not renewed).
+    RemoveVip {
+        address: String,
+    },
+    /// A node's own report: it can serve mail (`reason` empty) or not, and why.
+    SetHealth {
+        node: u64,
+        reason: String,
     },
     /// Assigns a VIP to `node` only if it is free, already `node`'s, or its lease has run out
     /// at `now_ms` (the leader's clock, carried in the command so apply stays deterministic).
@@ -307,6 +339,22 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
                 Outcome::Done
             }
         },
+        Command::PutVip { address, config } => {
+            state.vip_config.insert(address.clone(), config.clone());
+            Outcome::Done
+        }
+        Command::RemoveVip { address } => match state.vip_config.remove(address) {
+            Some(_) => Outcome::Done,
+            None => missing("VIP", address),
+        },
+        Command::SetHealth { node, reason } => {
+            if reason.is_empty() {
+                state.unhealthy.remove(node);
+            } else {
+                state.unhealthy.insert(*node, reason.clone());
+            }
+            Outcome::Done
+        }
         Command::ReleaseVip { vip, node } => match state.vips.get(vip) {
             Some(a) if a.node == *node => {
                 state.vips.remove(vip);
