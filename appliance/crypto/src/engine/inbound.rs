@@ -62,8 +62,15 @@ pub(super) fn run(
         .and_then(|f| extract_address(&f))
         .unwrap_or_default();
     let autocrypt = autocrypt_key(outer, &from, now);
-    let mut known = keys.pgp_known();
-    known.extend(autocrypt.iter().cloned());
+    // Every known OpenPGP certificate, gathered only when an OpenPGP structure needs them.
+    let known_cell = std::cell::OnceCell::new();
+    let known = || -> &[PgpCert] {
+        known_cell.get_or_init(|| {
+            let mut k = keys.pgp_known();
+            k.extend(autocrypt.iter().cloned());
+            k
+        })
+    };
 
     let mut entity = content.to_vec();
     let mut decrypted: Option<Result<&str, String>> = None;
@@ -98,7 +105,7 @@ pub(super) fn run(
         Shape::PgpMime(armored) => {
             let u = user.unwrap_or_default();
             decrypted = Some(
-                match pgp::decrypt(&armored, &keys.pgp_secrets(u), &known, now) {
+                match pgp::decrypt(&armored, &keys.pgp_secrets(u), known(), now) {
                     Ok(d) => {
                         entity = d.content;
                         signature = pgp_signature(&d.signatures);
@@ -112,7 +119,7 @@ pub(super) fn run(
         Shape::PgpInline { header, armored } => {
             let u = user.unwrap_or_default();
             decrypted = Some(
-                match pgp::decrypt(&armored, &keys.pgp_secrets(u), &known, now) {
+                match pgp::decrypt(&armored, &keys.pgp_secrets(u), known(), now) {
                     Ok(d) => {
                         let mut h = header.without("content-transfer-encoding");
                         h.push("Content-Transfer-Encoding", "8bit");
@@ -191,10 +198,10 @@ pub(super) fn run(
     (entity, explanation)
 }
 
-fn verify(
+fn verify<'a>(
     engine: &Engine,
     entity: &[u8],
-    known: &[PgpCert],
+    known: &dyn Fn() -> &'a [PgpCert],
     now: SystemTime,
     good_pgp: &mut Vec<PgpCert>,
 ) -> Option<Signature> {
@@ -211,12 +218,12 @@ fn verify(
             Some(smime_signature(engine, &check, now))
         }
         Shape::PgpSigned { content, signature } => {
-            let (verdicts, good) = pgp::verify_detached(&content, &signature, known, now);
+            let (verdicts, good) = pgp::verify_detached(&content, &signature, known(), now);
             *good_pgp = good;
             pgp_signature(&verdicts)
         }
         Shape::PgpInlineSigned(data) => {
-            let (verdicts, good, _) = pgp::verify_inline(&data, known, now);
+            let (verdicts, good, _) = pgp::verify_inline(&data, known(), now);
             *good_pgp = good;
             pgp_signature(&verdicts)
         }
