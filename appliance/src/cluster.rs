@@ -20,11 +20,31 @@ use postern_crypto::policy::{PolicyConfig, SharedPolicy};
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use postern_cluster::state::VipConfig;
+use postern_cluster::vip::{self, agent::Agent, kernel};
+
 use crate::config::ClusterConfig;
 use crate::keystore::ClusterKeys;
 use crate::mirror::StateMirror;
 
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often this node checks it can reach its downstream (its health for VIPs).
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// "" when the downstream accepts a TCP connection, else why not.
+async fn probe(downstream: &str) -> String {
+    match tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(downstream),
+    )
+    .await
+    {
+        Ok(Ok(_)) => String::new(),
+        Ok(Err(e)) => format!("downstream {downstream} unreachable: {e}"),
+        Err(_) => format!("downstream {downstream} does not answer"),
+    }
+}
+
 /// How long an admin read waits for the leader to confirm it (ReadIndex).
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -422,6 +442,146 @@ impl Cluster {
             .get(key)
             .map(|v| json!(v))
             .ok_or_else(|| format!("no setting {key}"))
+    }
+
+    async fn propose_admin(&self, cmd: ClusterCommand) -> Result<serde_json::Value, String> {
+        let (handle, _) = self.member().await?;
+        match handle.propose_retrying(cmd, PROPOSE_TIMEOUT).await {
+            Ok(Outcome::Done) => Ok(serde_json::Value::Null),
+            Ok(Outcome::NotFound(m) | Outcome::Refused(m)) => Err(m),
+            Ok(o) => Err(format!("unexpected outcome {o:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `vip add`.
+    pub async fn vip_add(
+        &self,
+        address: String,
+        interface: String,
+        preferred: Vec<u64>,
+    ) -> Result<serde_json::Value, String> {
+        kernel::parse(&address).map_err(err)?;
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+            return Err(format!("{interface:?} is not an interface name"));
+        }
+        self.read_barrier().await?;
+        let (handle, _) = self.member().await?;
+        let s = handle.status().await.ok_or("the cluster member stopped")?;
+        if let Some(n) = preferred.iter().find(|n| !s.state.members.contains_key(n)) {
+            return Err(format!("node {n} is not a member"));
+        }
+        self.propose_admin(ClusterCommand::PutVip {
+            address,
+            config: VipConfig {
+                interface,
+                preferred,
+                move_to: None,
+            },
+        })
+        .await
+    }
+
+    /// `vip list`: configuration, holder and lease left of each virtual IP.
+    pub async fn vip_list(&self) -> Result<serde_json::Value, String> {
+        self.read_barrier().await?;
+        let (handle, _) = self.member().await?;
+        let view = handle.vips().await.ok_or("the cluster member stopped")?;
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let list: Vec<serde_json::Value> = view
+            .state
+            .vip_config
+            .iter()
+            .map(|(vip, c)| {
+                let a = view.state.vips.get(vip).filter(|a| a.lease_until_ms > now);
+                json!({
+                    "address": vip,
+                    "interface": c.interface,
+                    "preferred": c.preferred,
+                    "move_to": c.move_to,
+                    "holder": a.map(|a| a.node),
+                    "lease_ms_left": a.map(|a| a.lease_until_ms - now),
+                })
+            })
+            .collect();
+        Ok(json!(list))
+    }
+
+    /// `vip move`: to node `to` once the current lease ends.
+    pub async fn vip_move(&self, address: String, to: u64) -> Result<serde_json::Value, String> {
+        self.read_barrier().await?;
+        let (handle, _) = self.member().await?;
+        let view = handle.vips().await.ok_or("the cluster member stopped")?;
+        if !view.state.members.contains_key(&to) {
+            return Err(format!("node {to} is not a member"));
+        }
+        let mut config = view
+            .state
+            .vip_config
+            .get(&address)
+            .cloned()
+            .ok_or_else(|| format!("no virtual IP {address}"))?;
+        config.move_to = Some(to);
+        self.propose_admin(ClusterCommand::PutVip { address, config })
+            .await
+    }
+
+    /// `vip remove`.
+    pub async fn vip_remove(&self, address: String) -> Result<serde_json::Value, String> {
+        self.propose_admin(ClusterCommand::RemoveVip { address })
+            .await
+    }
+
+    /// Runs the VIP agent and reports this node's health (the downstream answers a TCP
+    /// connect) until `shutdown`; then releases the addresses it holds.
+    pub async fn run_vips(
+        &self,
+        downstream: String,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let kernel = match kernel::Kernel::new() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "virtual IPs unavailable");
+                return;
+            }
+        };
+        let mut agent = Agent::new(kernel);
+        let mut reported: Option<(u64, String)> = None;
+        let mut next_probe = tokio::time::Instant::now();
+        loop {
+            if let Ok((handle, m)) = self.member().await {
+                agent.step(&handle).await;
+                if tokio::time::Instant::now() >= next_probe {
+                    next_probe = tokio::time::Instant::now() + HEALTH_EVERY;
+                    let reason = probe(&downstream).await;
+                    let me = m.info.node_id;
+                    if reported.as_ref() != Some(&(me, reason.clone())) {
+                        let cmd = ClusterCommand::SetHealth {
+                            node: me,
+                            reason: reason.clone(),
+                        };
+                        if handle.propose(cmd, PROPOSE_TIMEOUT).await.is_ok() {
+                            if !reason.is_empty() {
+                                tracing::warn!(reason = %reason, "this node cannot serve mail: it gives up its virtual IPs");
+                            }
+                            reported = Some((me, reason));
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(vip::agent::PERIOD) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        agent.release_all().await;
     }
 
     /// Stops the member (at daemon shutdown).

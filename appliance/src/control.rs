@@ -89,6 +89,23 @@ pub enum Command {
     SettingUnset {
         key: String,
     },
+    /// Configure a virtual IP (`address/prefix`) on `interface`, preferring `preferred`.
+    VipAdd {
+        address: String,
+        interface: String,
+        #[serde(default)]
+        preferred: Vec<u64>,
+    },
+    /// Virtual IPs, holders and leases.
+    VipList,
+    /// Move a virtual IP to node `to`.
+    VipMove {
+        address: String,
+        to: u64,
+    },
+    VipRemove {
+        address: String,
+    },
     /// A replicated setting (linearizable read).
     SettingGet {
         key: String,
@@ -156,6 +173,14 @@ impl Handler {
             Command::SettingSet { key, value } => c.set(key, value).await,
             Command::SettingGet { key } => c.get(&key).await,
             Command::SettingUnset { key } => c.unset(key).await,
+            Command::VipAdd {
+                address,
+                interface,
+                preferred,
+            } => c.vip_add(address, interface, preferred).await,
+            Command::VipList => c.vip_list().await,
+            Command::VipMove { address, to } => c.vip_move(address, to).await,
+            Command::VipRemove { address } => c.vip_remove(address).await,
             _ => return None,
         };
         Some(match r {
@@ -238,9 +263,11 @@ impl Handler {
             | Command::ClusterStatus
             | Command::SettingSet { .. }
             | Command::SettingGet { .. }
-            | Command::SettingUnset { .. } => {
-                Response::err("a cluster command reached the key store")
-            }
+            | Command::SettingUnset { .. }
+            | Command::VipAdd { .. }
+            | Command::VipList
+            | Command::VipMove { .. }
+            | Command::VipRemove { .. } => Response::err("a cluster command reached the key store"),
         }
     }
 }
@@ -352,5 +379,9 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::SettingSet { .. } => "setting-set",
         Command::SettingGet { .. } => "setting-get",
         Command::SettingUnset { .. } => "setting-unset",
+        Command::VipAdd { .. } => "vip-add",
+        Command::VipList => "vip-list",
+        Command::VipMove { .. } => "vip-move",
+        Command::VipRemove { .. } => "vip-remove",
     }
 }

@@ -54,6 +54,8 @@ pub struct Daemon {
     grace: std::time::Duration,
     control: tokio::net::UnixListener,
     handler: Handler,
+    /// The default downstream (its reachability is this node's health for VIPs).
+    downstream: String,
     rollover_interval: std::time::Duration,
 }
 
@@ -140,6 +142,7 @@ impl Daemon {
                 keys,
                 key_validity: crypto.key_validity,
             },
+            downstream: config.downstream.address.clone(),
             rollover_interval: crypto.rollover_interval,
         })
     }
@@ -153,9 +156,15 @@ impl Daemon {
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
         let keeper = tokio::spawn(keep_keys(self.handler.clone(), self.rollover_interval));
+        let cluster = Arc::clone(&self.handler.cluster);
+        let vip_stop = shutdown.clone();
+        let downstream = self.downstream.clone();
+        let vips = tokio::spawn(async move { cluster.run_vips(downstream, vip_stop).await });
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
         control.abort();
         keeper.abort();
+        // Give the virtual IPs up before the process ends (their lifetime would anyway).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), vips).await;
         self.handler.cluster.stop().await;
     }
 }

@@ -48,6 +48,7 @@ enum Event {
     ReadIndex(oneshot::Sender<Result<(), ProposeError>>),
     Status(oneshot::Sender<Status>),
     Leader(oneshot::Sender<(u64, u64)>),
+    Vips(oneshot::Sender<VipView>),
     Stop(Option<oneshot::Sender<()>>),
 }
 
@@ -78,6 +79,21 @@ pub struct Status {
     pub state: State,
 }
 
+/// What the VIP agent needs, without copying the whole state.
+#[derive(Debug, Clone)]
+pub struct VipView {
+    pub id: u64,
+    pub leader: u64,
+    /// Members this node heard from within [`LIVE_WITHIN`], itself included (meaningful
+    /// on the leader, which hears from every live member at each heartbeat).
+    pub live: std::collections::BTreeSet<u64>,
+    /// The state's members, VIP configuration, assignments and health reports only.
+    pub state: State,
+}
+
+/// A member not heard from for this long counts as gone (heartbeats go every 200 ms).
+pub const LIVE_WITHIN: Duration = Duration::from_millis(600);
+
 /// The daemon's side of a running node.
 #[derive(Debug, Clone)]
 pub struct Handle {
@@ -96,6 +112,7 @@ impl std::fmt::Debug for Event {
             Event::ReadIndex(_) => "ReadIndex",
             Event::Status(_) => "Status",
             Event::Leader(_) => "Leader",
+            Event::Vips(_) => "Vips",
             Event::Stop(_) => "Stop",
         })
     }
@@ -228,6 +245,13 @@ impl Handle {
         rx.await.ok()
     }
 
+    /// The VIP part of this member's view (local read).
+    pub async fn vips(&self) -> Option<VipView> {
+        let (tx, rx) = oneshot::channel();
+        self.events.send(Event::Vips(tx)).ok()?;
+        rx.await.ok()
+    }
+
     /// This member's status and its copy of the state (local read).
     pub async fn status(&self) -> Option<Status> {
         let (tx, rx) = oneshot::channel();
@@ -323,6 +347,8 @@ fn run(
     // Proposals waiting to be applied, with the term they were made in.
     let mut waiting: HashMap<u64, (Reply, u64)> = HashMap::new();
     let mut reads: HashMap<u64, oneshot::Sender<Result<(), ProposeError>>> = HashMap::new();
+    // When each member was last heard from.
+    let mut heard: HashMap<u64, Instant> = HashMap::new();
     // Confirmed reads waiting for this node to apply up to their index.
     let mut confirmed: Vec<(u64, oneshot::Sender<Result<(), ProposeError>>)> = Vec::new();
     if let Some(o) = observer {
@@ -338,6 +364,7 @@ fn run(
         let wait = next_tick.saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
             Ok(Event::Message(m)) => {
+                heard.insert(m.from, Instant::now());
                 if let Err(e) = node.step(m) {
                     tracing::warn!(error = %e, "raft refused a message");
                 }
@@ -381,6 +408,27 @@ fn run(
                     voters,
                     learners,
                     state: node.state().clone(),
+                });
+            }
+            Ok(Event::Vips(reply)) => {
+                let s = node.state();
+                let mut live: std::collections::BTreeSet<u64> = heard
+                    .iter()
+                    .filter(|(_, t)| t.elapsed() < LIVE_WITHIN)
+                    .map(|(id, _)| *id)
+                    .collect();
+                live.insert(node.id());
+                let _ = reply.send(VipView {
+                    id: node.id(),
+                    leader: node.leader(),
+                    live,
+                    state: State {
+                        members: s.members.clone(),
+                        vip_config: s.vip_config.clone(),
+                        vips: s.vips.clone(),
+                        unhealthy: s.unhealthy.clone(),
+                        ..State::default()
+                    },
                 });
             }
             Ok(Event::Leader(reply)) => {

@@ -49,6 +49,32 @@ enum What {
     /// Replicated settings (cluster members only).
     #[command(subcommand)]
     Setting(SettingCmd),
+    /// Virtual IPs: the addresses upstream MTAs send to, held by one node at a time.
+    #[command(subcommand)]
+    Vip(VipCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum VipCmd {
+    /// Configure a virtual IP, e.g. `vip add 192.0.2.25/24 --interface eth0`.
+    Add {
+        address: String,
+        #[arg(long)]
+        interface: String,
+        /// Nodes that should hold it, in order (ids from `cluster status`), e.g. 1,2.
+        #[arg(long, value_delimiter = ',')]
+        prefer: Vec<u64>,
+    },
+    /// Every virtual IP, who holds it, and how long its lease has left.
+    List,
+    /// Move a virtual IP to node ID (once its current lease ends); it stays there.
+    Move {
+        address: String,
+        #[arg(long)]
+        to: u64,
+    },
+    /// Stop serving a virtual IP (its holder drops it).
+    Remove { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +257,23 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         },
         What::Setting(SettingCmd::Get { key }) => Command::SettingGet { key: key.clone() },
         What::Setting(SettingCmd::Unset { key }) => Command::SettingUnset { key: key.clone() },
+        What::Vip(VipCmd::Add {
+            address,
+            interface,
+            prefer,
+        }) => Command::VipAdd {
+            address: address.clone(),
+            interface: interface.clone(),
+            preferred: prefer.clone(),
+        },
+        What::Vip(VipCmd::List) => Command::VipList,
+        What::Vip(VipCmd::Move { address, to }) => Command::VipMove {
+            address: address.clone(),
+            to: *to,
+        },
+        What::Vip(VipCmd::Remove { address }) => Command::VipRemove {
+            address: address.clone(),
+        },
     })
 }
 
@@ -265,7 +308,9 @@ fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
             f.write_all(serde_json::to_string_pretty(creds)?.as_bytes())?;
             writeln!(out, "wrote {} (one join; keep it secret)", output.display())?;
         }
-        (What::Cluster(_), v) => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+        (What::Cluster(_) | What::Vip(VipCmd::List), v) => {
+            writeln!(out, "{}", serde_json::to_string_pretty(v)?)?
+        }
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
             let der = openssl::base64::decode_block(b64)?;
             std::fs::write(output, der)

@@ -4,3 +4,4 @@
 mod cluster;
 mod crypto;
 mod relay;
+mod vip;

@@ -10,14 +10,19 @@
 //! refused by the state machine while another node's lease runs, whatever a (stale) leader
 //! proposes. Nodes need synchronised clocks (NTP) to within the margin.
 
+pub mod agent;
+pub mod kernel;
+
 use std::collections::BTreeSet;
 
 use crate::state::{Command, State};
 
 /// How long one lease runs.
 pub const LEASE_MS: u64 = 2_000;
-/// The leader renews a lease when less than this is left (so about every 1 s).
-pub const RENEW_BELOW_MS: u64 = 1_000;
+/// The leader renews a lease when less than this is left (so about every 0.5 s). Above
+/// one second: a holder sets the kernel lifetime in whole seconds, rounded down, and must
+/// never see its lease fall under one second while the leader is alive.
+pub const RENEW_BELOW_MS: u64 = 1_500;
 /// After a lease ends, how long before the VIP may go to another node.
 pub const MARGIN_MS: u64 = 300;
 

@@ -1,0 +1,232 @@
+//! Virtual-IP failover in network namespaces (TESTBED.md): three `posternd` members behind
+//! a bridge, a client namespace with the downstream. The VIP's holder is SIGKILLed, then
+//! hung with SIGSTOP: each time the address moves, the client gets an SMTP greeting on it,
+//! and a sampler looking every few milliseconds never sees two nodes holding it.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use postern_tests::netns::{self, Lab};
+use postern_tests::posternd::Posternd;
+use postern_tests::{peers_available, signal, wait_for, which};
+
+const VIP: &str = "198.18.0.100/24";
+
+/// The downstream, in the client namespace (health: every node must reach it).
+struct Downstream(Child);
+
+impl Drop for Downstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn downstream(lab: &Lab) -> Downstream {
+    let sink = which("smtp-sink").expect("smtp-sink");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.client])
+        .arg(sink)
+        .args(["-u", "nobody", "198.18.0.2:2526", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink in the client namespace");
+    Downstream(child)
+}
+
+/// Which node namespaces hold the VIP now.
+fn holders(lab: &Lab) -> Vec<usize> {
+    holding(&lab.nodes)
+}
+
+fn holding(nodes: &[String]) -> Vec<usize> {
+    let ip = VIP.split('/').next().expect("ip");
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, ns)| {
+            Command::new("ip")
+                .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("inet {ip}/")))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The client's SMTP greeting on the VIP, if it gets one within a second.
+fn greeting(lab: &Lab) -> Option<String> {
+    let ip = VIP.split('/').next().expect("ip");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.client, "timeout", "1", "bash", "-c"])
+        .arg(format!("exec 3<>/dev/tcp/{ip}/2525; head -n 1 <&3"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.starts_with("220 ").then_some(text)
+}
+
+/// Samples the holders until stopped; counts samples and the worst overlap.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(lab: &Lab) -> Sampler {
+        let (stop, samples, most) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let nodes = lab.nodes.clone();
+        let (s, n, m) = (stop.clone(), samples.clone(), most.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let count = holding(&nodes).len();
+                m.fetch_max(count, Ordering::Relaxed);
+                n.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Sampler {
+            stop,
+            samples,
+            most,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (
+            self.samples.load(Ordering::Relaxed),
+            self.most.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn member(lab: &Lab, i: usize) -> Posternd {
+    let ip = Lab::node_ip(i);
+    let smtp: SocketAddr = ([0, 0, 0, 0], 2525).into();
+    Posternd::start_in(
+        &lab.nodes[i],
+        smtp,
+        "198.18.0.2:2526",
+        &format!("[cluster]\nlisten = \"{ip}:7946\"\n"),
+    )
+}
+
+/// Waits for a new holder other than `old` and the client's greeting on the VIP;
+/// returns the holder and how long it took.
+fn moved(lab: &Lab, old: usize, since: Instant) -> (usize, Duration) {
+    let new = wait_for(Duration::from_secs(15), || {
+        let h = holders(lab);
+        (h.len() == 1 && h[0] != old).then(|| h[0])
+    })
+    .expect("the VIP moved to another node");
+    let greeted = wait_for(Duration::from_secs(10), || greeting(lab));
+    assert!(greeted.is_some(), "the client reaches the new holder");
+    (new, since.elapsed())
+}
+
+#[test]
+fn vip_moves_when_the_holder_is_killed_or_hung_and_never_has_two_holders() {
+    if !netns::available("vip_failover") || !peers_available("vip_failover", &["smtp-sink"]) {
+        return;
+    }
+    let lab = Lab::new(3);
+    let _down = downstream(&lab);
+    let mut nodes: Vec<Posternd> = (0..3).map(|i| member(&lab, i)).collect();
+    let first = format!("{}:7946", Lab::node_ip(0));
+    for i in 1..3 {
+        let creds = nodes[0].dir.join(&format!("creds-{i}.json"));
+        nodes[0].ctl(&[
+            "cluster",
+            "export-credentials",
+            "-o",
+            creds.to_str().expect("path"),
+        ]);
+        nodes[i].ctl(&[
+            "cluster",
+            "join",
+            "--credentials",
+            creds.to_str().expect("path"),
+            "--peer",
+            &first,
+        ]);
+    }
+    let three = wait_for(Duration::from_secs(30), || {
+        let s = nodes[0].ctl_json(&["cluster", "status"]).ok()?;
+        (s["voters"].as_array()?.len() == 3).then_some(())
+    });
+    assert!(three.is_some());
+    nodes[0].ctl(&["vip", "add", VIP, "--interface", "eth0"]);
+    let holder = wait_for(Duration::from_secs(15), || {
+        let h = holders(&lab);
+        (h.len() == 1).then(|| h[0])
+    })
+    .expect("one node takes the VIP");
+    assert!(greeting(&lab).is_some(), "the client reaches the holder");
+    let listed = nodes[(holder + 1) % 3]
+        .ctl_json(&["vip", "list"])
+        .expect("list");
+    assert_eq!(listed[0]["holder"], holder as u64 + 1, "{listed}");
+
+    // The admin moves it to a follower (the leader renews the follower's lease over the
+    // network from now on); it moves once the current lease ends, and stays.
+    let leader = nodes[0].ctl_json(&["cluster", "status"]).expect("status")["leader"]
+        .as_u64()
+        .expect("leader") as usize
+        - 1;
+    let follower = (0..3)
+        .find(|i| *i != leader && *i != holder)
+        .expect("a follower");
+    nodes[leader].ctl(&["vip", "move", VIP, "--to", &(follower + 1).to_string()]);
+    let moved_to = wait_for(Duration::from_secs(10), || {
+        (holders(&lab) == [follower]).then_some(())
+    });
+    assert!(moved_to.is_some(), "vip move: {:?}", holders(&lab));
+    let holder = follower;
+    // Steady state: the holder keeps the address through its lease renewals, no gaps.
+    let steady = Instant::now();
+    while steady.elapsed() < Duration::from_secs(3) {
+        assert_eq!(
+            holders(&lab),
+            [holder],
+            "the VIP flapped while its holder was fine"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let sampler = Sampler::start(&lab);
+    // SIGKILL the holder.
+    let t = Instant::now();
+    nodes[holder].kill();
+    let (holder2, took) = moved(&lab, holder, t);
+    eprintln!("vip: SIGKILL failover {took:?}");
+    nodes[holder].restart();
+
+    // SIGSTOP the new holder: it keeps running in the kernel's eyes, but its address
+    // lifetime runs out and another node takes over.
+    let t = Instant::now();
+    signal(nodes[holder2].pid(), "STOP");
+    let (_, took) = moved(&lab, holder2, t);
+    eprintln!("vip: SIGSTOP failover {took:?}");
+    signal(nodes[holder2].pid(), "CONT");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let (samples, most) = sampler.finish();
+    assert!(samples > 100, "the sampler ran ({samples} samples)");
+    assert_eq!(most, 1, "two nodes held the VIP at once");
+    assert_eq!(holders(&lab).len(), 1);
+}
