@@ -1,7 +1,8 @@
 //! Virtual-IP failover in network namespaces (TESTBED.md): three `posternd` members behind
-//! a bridge, a client namespace with the downstream. The VIP's holder is SIGKILLed, then
-//! hung with SIGSTOP: each time the address moves, the client gets an SMTP greeting on it,
-//! and a sampler looking every few milliseconds never sees two nodes holding it.
+//! a bridge, a client namespace with the downstream. The VIP's holder is SIGKILLed, hung
+//! with SIGSTOP, partitioned from the other members, and cut off by its link: each time
+//! the address moves, the client gets an SMTP greeting on it, and a sampler looking every
+//! few milliseconds never sees two nodes holding it.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -56,6 +57,16 @@ fn holding(nodes: &[String]) -> Vec<usize> {
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The client's SMTP greeting on the VIP, if it gets one within a second.
@@ -140,7 +151,7 @@ fn moved(lab: &Lab, old: usize, since: Instant) -> (usize, Duration) {
 }
 
 #[test]
-fn vip_moves_when_the_holder_is_killed_or_hung_and_never_has_two_holders() {
+fn vip_moves_when_the_holder_is_killed_hung_partitioned_or_cut_and_never_has_two_holders() {
     if !netns::available("vip_failover") || !peers_available("vip_failover", &["smtp-sink"]) {
         return;
     }
@@ -224,6 +235,32 @@ fn vip_moves_when_the_holder_is_killed_or_hung_and_never_has_two_holders() {
     eprintln!("vip: SIGSTOP failover {took:?}");
     signal(nodes[holder2].pid(), "CONT");
     std::thread::sleep(Duration::from_secs(1));
+
+    // Partition the holder from the other members (it still reaches the client): it
+    // cannot renew, drops the address when its lease ends, and the majority moves it.
+    let h = holders(&lab)[0];
+    let peers: Vec<String> = (0..3)
+        .filter(|i| *i != h)
+        .map(|i| format!("{}/32", Lab::node_ip(i)))
+        .collect();
+    for p in &peers {
+        ip(&["-n", &lab.nodes[h], "route", "add", "blackhole", p]);
+    }
+    let t = Instant::now();
+    let (h2, took) = moved(&lab, h, t);
+    eprintln!("vip: minority partition failover {took:?}");
+    for p in &peers {
+        ip(&["-n", &lab.nodes[h], "route", "del", "blackhole", p]);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Cut the holder's link: the same, and after healing it does not take it back.
+    let t = Instant::now();
+    lab.link(&lab.nodes[h2], false);
+    let (_, took) = moved(&lab, h2, t);
+    eprintln!("vip: cut link failover {took:?}");
+    lab.link(&lab.nodes[h2], true);
+    std::thread::sleep(Duration::from_secs(2));
 
     let (samples, most) = sampler.finish();
     assert!(samples > 100, "the sampler ran ({samples} samples)");
