@@ -7,6 +7,7 @@
 #                             msgs/s per method against pass-through and Postfix (benches/crypto.rs)
 #   scripts/bench.sh cluster  committed writes/s, join and failover times in process
 #                             (cluster/benches) and through posternd (tests/benches/cluster.rs)
+#   scripts/bench.sh vip      VIP failover time over 20 SIGKILLs, in network namespaces
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,8 @@ case "$bench" in
     relay) out=bench-results.md ;;
     crypto) out=bench-results-crypto.md ;;
     cluster) out=bench-results-cluster.md ;;
-    *) echo "bench.sh: unknown benchmark $bench (relay, crypto or cluster)" >&2; exit 2 ;;
+    vip) out=bench-results-vip.md ;;
+    *) echo "bench.sh: unknown benchmark $bench (relay, crypto, cluster or vip)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT

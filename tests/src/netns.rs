@@ -5,7 +5,7 @@
 //! the test's job: a process left inside keeps it alive).
 
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether namespaces can be made here. Without root or `ip`, the test skips with a
@@ -21,7 +21,11 @@ pub fn available(test: &str) -> bool {
     crate::skip(&format!("{test}: skipped, {reason}"), "REQUIRE_NETNS")
 }
 
-fn ip(args: &[&str]) {
+/// The virtual IP the VIP tests and bench use.
+pub const VIP: &str = "198.18.0.100/24";
+
+/// Runs `ip ARGS`; panics with its error output when it fails.
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
         out.status.success(),
@@ -116,4 +120,94 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// The downstream, in the client namespace (health: every node must reach it).
+#[derive(Debug)]
+pub struct Downstream(Child);
+
+impl Drop for Downstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts smtp-sink on 198.18.0.2:2526 in the client namespace (stopped on drop).
+pub fn downstream(lab: &Lab) -> Downstream {
+    let sink = crate::which("smtp-sink").expect("smtp-sink");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.client])
+        .arg(sink)
+        .args(["-u", "nobody", "198.18.0.2:2526", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink in the client namespace");
+    Downstream(child)
+}
+
+/// Which node namespaces hold the VIP now.
+pub fn holders(lab: &Lab) -> Vec<usize> {
+    holding(&lab.nodes)
+}
+
+/// Which of `nodes` (namespace names) hold the VIP on eth0 now.
+pub fn holding(nodes: &[String]) -> Vec<usize> {
+    let ip = VIP.split('/').next().expect("ip");
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, ns)| {
+            Command::new("ip")
+                .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("inet {ip}/")))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The client's SMTP greeting on the VIP, if it gets one within `within` (short for
+/// timing: a connection to an address nobody answers for waits out the whole time).
+pub fn greeting(lab: &Lab, within: std::time::Duration) -> Option<String> {
+    let ip = VIP.split('/').next().expect("ip");
+    let secs = format!("{:.2}", within.as_secs_f64());
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.client, "timeout", &secs, "bash", "-c"])
+        .arg(format!("exec 3<>/dev/tcp/{ip}/2525; head -n 1 <&3"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.starts_with("220 ").then_some(text)
+}
+
+/// Starts `posternd` in every node namespace (SMTP on port 2525 of every address, the
+/// cluster port on the node's address, downstream: [`downstream`]) and joins them all to
+/// the first with exported credentials; returns once all are voters.
+pub fn cluster(lab: &Lab) -> Vec<crate::posternd::Posternd> {
+    let nodes: Vec<crate::posternd::Posternd> = (0..lab.nodes.len())
+        .map(|i| {
+            let ip = Lab::node_ip(i);
+            crate::posternd::Posternd::start_in(
+                &lab.nodes[i],
+                ([0, 0, 0, 0], 2525).into(),
+                "198.18.0.2:2526",
+                &format!("[cluster]\nlisten = \"{ip}:7946\"\n"),
+            )
+        })
+        .collect();
+    let first = format!("{}:7946", Lab::node_ip(0));
+    for (i, p) in nodes.iter().enumerate().skip(1) {
+        let creds = nodes[0].dir.join(&format!("creds-{i}.json"));
+        let creds = creds.to_str().expect("path");
+        nodes[0].ctl(&["cluster", "export-credentials", "-o", creds]);
+        p.ctl(&["cluster", "join", "--credentials", creds, "--peer", &first]);
+    }
+    let all = crate::wait_for(std::time::Duration::from_secs(30), || {
+        let s = nodes[0].ctl_json(&["cluster", "status"]).ok()?;
+        (s["voters"].as_array()?.len() == nodes.len()).then_some(())
+    });
+    assert!(all.is_some(), "not every node became a voter");
+    nodes
 }

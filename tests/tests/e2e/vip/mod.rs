@@ -4,82 +4,14 @@
 //! the address moves, the client gets an SMTP greeting on it, and a sampler looking every
 //! few milliseconds never sees two nodes holding it.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use postern_tests::netns::{self, Lab};
-use postern_tests::posternd::Posternd;
-use postern_tests::{peers_available, signal, wait_for, which};
+use postern_tests::netns::{self, Lab, downstream, greeting, holders, holding, ip};
+use postern_tests::{peers_available, signal, wait_for};
 
-const VIP: &str = "198.18.0.100/24";
-
-/// The downstream, in the client namespace (health: every node must reach it).
-struct Downstream(Child);
-
-impl Drop for Downstream {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn downstream(lab: &Lab) -> Downstream {
-    let sink = which("smtp-sink").expect("smtp-sink");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.client])
-        .arg(sink)
-        .args(["-u", "nobody", "198.18.0.2:2526", "100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start smtp-sink in the client namespace");
-    Downstream(child)
-}
-
-/// Which node namespaces hold the VIP now.
-fn holders(lab: &Lab) -> Vec<usize> {
-    holding(&lab.nodes)
-}
-
-fn holding(nodes: &[String]) -> Vec<usize> {
-    let ip = VIP.split('/').next().expect("ip");
-    nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, ns)| {
-            Command::new("ip")
-                .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("inet {ip}/")))
-        })
-        .map(|(i, _)| i)
-        .collect()
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The client's SMTP greeting on the VIP, if it gets one within a second.
-fn greeting(lab: &Lab) -> Option<String> {
-    let ip = VIP.split('/').next().expect("ip");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.client, "timeout", "1", "bash", "-c"])
-        .arg(format!("exec 3<>/dev/tcp/{ip}/2525; head -n 1 <&3"))
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.starts_with("220 ").then_some(text)
-}
+const VIP: &str = netns::VIP;
 
 /// Samples the holders until stopped; counts samples and the worst overlap.
 struct Sampler {
@@ -126,17 +58,6 @@ impl Sampler {
     }
 }
 
-fn member(lab: &Lab, i: usize) -> Posternd {
-    let ip = Lab::node_ip(i);
-    let smtp: SocketAddr = ([0, 0, 0, 0], 2525).into();
-    Posternd::start_in(
-        &lab.nodes[i],
-        smtp,
-        "198.18.0.2:2526",
-        &format!("[cluster]\nlisten = \"{ip}:7946\"\n"),
-    )
-}
-
 /// Waits for a new holder other than `old` and the client's greeting on the VIP;
 /// returns the holder and how long it took.
 fn moved(lab: &Lab, old: usize, since: Instant) -> (usize, Duration) {
@@ -145,7 +66,9 @@ fn moved(lab: &Lab, old: usize, since: Instant) -> (usize, Duration) {
         (h.len() == 1 && h[0] != old).then(|| h[0])
     })
     .expect("the VIP moved to another node");
-    let greeted = wait_for(Duration::from_secs(10), || greeting(lab));
+    let greeted = wait_for(Duration::from_secs(10), || {
+        greeting(lab, Duration::from_secs(1))
+    });
     assert!(greeted.is_some(), "the client reaches the new holder");
     (new, since.elapsed())
 }
@@ -157,37 +80,17 @@ fn vip_moves_when_the_holder_is_killed_hung_partitioned_or_cut_and_never_has_two
     }
     let lab = Lab::new(3);
     let _down = downstream(&lab);
-    let mut nodes: Vec<Posternd> = (0..3).map(|i| member(&lab, i)).collect();
-    let first = format!("{}:7946", Lab::node_ip(0));
-    for i in 1..3 {
-        let creds = nodes[0].dir.join(&format!("creds-{i}.json"));
-        nodes[0].ctl(&[
-            "cluster",
-            "export-credentials",
-            "-o",
-            creds.to_str().expect("path"),
-        ]);
-        nodes[i].ctl(&[
-            "cluster",
-            "join",
-            "--credentials",
-            creds.to_str().expect("path"),
-            "--peer",
-            &first,
-        ]);
-    }
-    let three = wait_for(Duration::from_secs(30), || {
-        let s = nodes[0].ctl_json(&["cluster", "status"]).ok()?;
-        (s["voters"].as_array()?.len() == 3).then_some(())
-    });
-    assert!(three.is_some());
+    let mut nodes = netns::cluster(&lab);
     nodes[0].ctl(&["vip", "add", VIP, "--interface", "eth0"]);
     let holder = wait_for(Duration::from_secs(15), || {
         let h = holders(&lab);
         (h.len() == 1).then(|| h[0])
     })
     .expect("one node takes the VIP");
-    assert!(greeting(&lab).is_some(), "the client reaches the holder");
+    assert!(
+        greeting(&lab, Duration::from_secs(1)).is_some(),
+        "the client reaches the holder"
+    );
     let listed = nodes[(holder + 1) % 3]
         .ctl_json(&["vip", "list"])
         .expect("list");
