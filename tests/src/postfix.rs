@@ -19,6 +19,9 @@ pub struct PostfixOptions {
     pub server_tls: Option<(PathBuf, PathBuf)>,
     /// More `main.cf` lines.
     pub extra: Vec<String>,
+    /// Run inside this network namespace, smtpd on `listen_ip` (else 127.0.0.1).
+    pub netns: Option<String>,
+    pub listen_ip: Option<String>,
 }
 
 impl PostfixOptions {
@@ -28,6 +31,8 @@ impl PostfixOptions {
             client_tls: "none".into(),
             server_tls: None,
             extra: Vec::new(),
+            netns: None,
+            listen_ip: None,
         }
     }
 }
@@ -37,6 +42,7 @@ pub struct Postfix {
     pub dir: Scratch,
     pub port: u16,
     config_dir: PathBuf,
+    netns: Option<String>,
 }
 
 const SERVICES: &str = "\
@@ -76,13 +82,17 @@ impl Postfix {
             .arg(dir.join("data"))
             .status();
         let port = free_port();
+        let ip = options
+            .listen_ip
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
         let mut main = vec![
             "compatibility_level = 3.6".to_owned(),
             format!("queue_directory = {d}/queue"),
             format!("data_directory = {d}/data"),
             "mail_owner = postfix".into(),
             "setgid_group = postdrop".into(),
-            "inet_interfaces = 127.0.0.1".into(),
+            format!("inet_interfaces = {ip}"),
             "inet_protocols = ipv4".into(),
             format!("myhostname = {name}.test"),
             "mydestination =".into(),
@@ -112,10 +122,19 @@ impl Postfix {
         }
         main.extend(options.extra.iter().cloned());
         std::fs::write(dir.join("main.cf"), main.join("\n") + "\n").expect("main.cf");
-        let master = format!("127.0.0.1:{port} inet n - n - - smtpd\n{SERVICES}");
+        let master = format!("{ip}:{port} inet n - n - - smtpd\n{SERVICES}");
         std::fs::write(dir.join("master.cf"), master).expect("master.cf");
         let config_dir = dir.path.clone();
-        let out = Command::new(which("postfix").expect("postfix installed"))
+        let postfix = which("postfix").expect("postfix installed");
+        let mut command = match &options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(postfix);
+                c
+            }
+            None => Command::new(postfix),
+        };
+        let out = command
             .arg("-c")
             .arg(&config_dir)
             .arg("start")
@@ -125,6 +144,7 @@ impl Postfix {
             dir,
             port,
             config_dir,
+            netns: options.netns.clone(),
         };
         assert!(
             out.status.success(),
@@ -132,11 +152,61 @@ impl Postfix {
             String::from_utf8_lossy(&out.stderr),
             pf.log()
         );
-        wait_for(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        })
-        .unwrap_or_else(|| panic!("postfix {name} smtpd not listening\n{}", pf.log()));
+        if options.netns.is_none() {
+            wait_for(Duration::from_secs(20), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+            })
+            .unwrap_or_else(|| panic!("postfix {name} smtpd not listening\n{}", pf.log()));
+        } else {
+            wait_for(Duration::from_secs(20), || {
+                pf.dir.join("queue/pid/master.pid").exists().then_some(())
+            })
+            .unwrap_or_else(|| panic!("postfix {name} did not start\n{}", pf.log()));
+        }
         pf
+    }
+
+    /// What [`Postfix::submit_with`] needs: configuration directory and namespace.
+    pub fn submitter(&self) -> (PathBuf, Option<String>) {
+        (self.config_dir.clone(), self.netns.clone())
+    }
+
+    /// Queues a message through the instance's sendmail (no network involved).
+    pub fn submit(&self, from: &str, to: &str, message: &str) {
+        Postfix::submit_with(&self.submitter(), from, to, message);
+    }
+
+    /// [`Postfix::submit`] to the instance [`Postfix::submitter`] names (from any thread).
+    pub fn submit_with(
+        (config_dir, netns): &(PathBuf, Option<String>),
+        from: &str,
+        to: &str,
+        message: &str,
+    ) {
+        use std::io::Write as _;
+        let sendmail = which("sendmail").expect("sendmail");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(sendmail);
+                c
+            }
+            None => Command::new(sendmail),
+        };
+        let mut child = command
+            .arg("-C")
+            .arg(config_dir)
+            .args(["-f", from, "--", to])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sendmail");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(message.as_bytes())
+                .expect("write to sendmail");
+        }
+        let status = child.wait().expect("sendmail");
+        assert!(status.success(), "sendmail refused the message");
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {

@@ -48,6 +48,8 @@ pub struct Sink {
     child: Child,
     pub port: u16,
     pub dir: Scratch,
+    /// Where it listens.
+    listen: String,
 }
 
 impl Sink {
@@ -69,7 +71,12 @@ impl Sink {
             .stderr(Stdio::null())
             .spawn()
             .expect("start smtp-sink");
-        let sink = Sink { child, port, dir };
+        let sink = Sink {
+            child,
+            port,
+            dir,
+            listen: format!("127.0.0.1:{port}"),
+        };
         wait_for(Duration::from_secs(10), || {
             std::net::TcpStream::connect(sink.addr()).ok()
         })
@@ -77,8 +84,41 @@ impl Sink {
         sink
     }
 
+    /// Starts `smtp-sink` inside network namespace `netns`, listening on `listen` (an
+    /// address of that namespace), dumping every message like [`Sink::start`].
+    pub fn start_in(netns: &str, listen: &str) -> Sink {
+        let dir = Scratch::new("sink");
+        let dump = dir.join("dump");
+        std::fs::create_dir_all(&dump).expect("dump dir");
+        let _ = Command::new("chmod").arg("777").arg(&dump).status();
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(which("smtp-sink").expect("smtp-sink installed"))
+            .args(["-u", "nobody", "-d"])
+            .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))
+            .arg(listen)
+            .arg("256")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink in a namespace");
+        let port = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(25);
+        // It listens within milliseconds; nothing on this side can connect to check.
+        std::thread::sleep(Duration::from_millis(300));
+        Sink {
+            child,
+            port,
+            dir,
+            listen: listen.to_owned(),
+        }
+    }
+
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.listen.clone()
     }
 
     /// Every message dumped so far, oldest first (order within the same instant is not

@@ -4,11 +4,14 @@
 //! the address moves, the client gets an SMTP greeting on it, and a sampler looking every
 //! few milliseconds never sees two nodes holding it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use postern_tests::netns::{self, Lab, downstream, greeting, holders, holding, ip};
+use postern_tests::postfix::{Postfix, PostfixOptions};
+use postern_tests::sink::Sink;
 use postern_tests::{peers_available, signal, wait_for};
 
 const VIP: &str = netns::VIP;
@@ -169,4 +172,83 @@ fn vip_moves_when_the_holder_is_killed_hung_partitioned_or_cut_and_never_has_two
     assert!(samples > 100, "the sampler ran ({samples} samples)");
     assert_eq!(most, 1, "two nodes held the VIP at once");
     assert_eq!(holders(&lab).len(), 1);
+}
+
+/// Mail keeps flowing through the VIP while its holder is killed again and again: a real
+/// Postfix upstream in the client namespace sends a steady stream to the VIP; every message
+/// reaches the downstream (duplicates are counted and reported, never a loss).
+#[test]
+fn vip_mail_continuity_while_the_holder_is_killed_repeatedly() {
+    if !netns::available("vip_mail_continuity")
+        || !peers_available("vip_mail_continuity", &["smtp-sink", "postfix", "sendmail"])
+    {
+        return;
+    }
+    const MESSAGES: usize = 200;
+    const KILLS: usize = 3;
+    let lab = Lab::new(3);
+    let sink = Sink::start_in(&lab.client, "198.18.0.2:2526");
+    let mut nodes = netns::cluster(&lab);
+    nodes[0].ctl(&["vip", "add", VIP, "--interface", "eth0"]);
+    let ip = VIP.split('/').next().expect("ip");
+    let mut opts = PostfixOptions::relay_to(2525);
+    opts.relayhost = format!("[{ip}]:2525");
+    opts.netns = Some(lab.client.clone());
+    opts.listen_ip = Some("198.18.0.2".into());
+    let upstream = Postfix::start("vip-upstream", &opts);
+    wait_for(Duration::from_secs(15), || {
+        (holders(&lab).len() == 1).then_some(())
+    })
+    .expect("a holder");
+
+    // A steady stream (about 20 messages/s) while the holder is killed KILLS times.
+    let submitter = {
+        let target = upstream.submitter();
+        std::thread::spawn(move || {
+            for i in 0..MESSAGES {
+                let body = format!(
+                    "From: sender@corp.example\r\nTo: rcpt@else.example\r\nSubject: vip {i}\r\nX-Seq: {i}\r\nMessage-ID: <vip-{i}@test>\r\n\r\nmessage {i}\r\n"
+                );
+                Postfix::submit_with(&target, "sender@corp.example", "rcpt@else.example", &body);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    for _ in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(2_000));
+        let Some(&holder) = holders(&lab).first() else {
+            continue;
+        };
+        nodes[holder].kill();
+        let t = Instant::now();
+        let _ = moved(&lab, holder, t);
+        nodes[holder].restart();
+    }
+    submitter.join().expect("submitter");
+
+    // Everything the upstream holds arrives in the end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    while Instant::now() < deadline {
+        upstream.flush();
+        seen = HashMap::new();
+        for m in sink.messages() {
+            if let Some(seq) = m.header("x-seq").and_then(|s| s.trim().parse().ok()) {
+                *seen.entry(seq).or_default() += 1;
+            }
+        }
+        if seen.len() == MESSAGES && upstream.queued() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let missing: Vec<usize> = (0..MESSAGES).filter(|i| !seen.contains_key(i)).collect();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "vip_mail_continuity: {} of {MESSAGES} delivered through {KILLS} holder kills, {} missing, {duplicates} duplicate(s)",
+        seen.len(),
+        missing.len()
+    );
+    assert!(missing.is_empty(), "lost messages: {missing:?}");
+    assert_eq!(upstream.queued(), 0, "the upstream still holds mail");
 }
