@@ -52,6 +52,8 @@ pub struct Posternd {
     starts: u32,
     /// The network namespace it runs in (None: the test's own).
     netns: Option<String>,
+    /// A command it runs under (e.g. setpriv to drop privileges).
+    wrapper: Vec<String>,
 }
 
 /// The host name every test instance uses (in its certificate and greeting).
@@ -84,8 +86,49 @@ impl Posternd {
         Posternd::launch(Some(netns), addr, downstream, extra)
     }
 
+    /// [`Posternd::start_in`] as user `nobody` with only CAP_NET_ADMIN and CAP_NET_RAW
+    /// (what the README documents for virtual IPs).
+    pub fn start_in_with_net_caps(
+        netns: &str,
+        addr: SocketAddr,
+        downstream: &str,
+        extra: &str,
+    ) -> Posternd {
+        const CAPS: &str = "-all,+net_admin,+net_raw";
+        let wrapper = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={CAPS}"),
+            &format!("--ambient-caps={CAPS}"),
+            &format!("--bounding-set={CAPS}"),
+            "--",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Posternd::launch_with(Some(netns), addr, downstream, extra, wrapper)
+    }
+
     fn launch(netns: Option<&str>, addr: SocketAddr, downstream: &str, body: &str) -> Posternd {
+        Posternd::launch_with(netns, addr, downstream, body, Vec::new())
+    }
+
+    fn launch_with(
+        netns: Option<&str>,
+        addr: SocketAddr,
+        downstream: &str,
+        body: &str,
+        wrapper: Vec<String>,
+    ) -> Posternd {
         let dir = Scratch::new("posternd");
+        if !wrapper.is_empty() {
+            // The unprivileged daemon owns its directory.
+            let _ = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(&dir.path)
+                .status();
+        }
         let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}");
         std::fs::write(dir.join("postern.toml"), config).expect("write config");
         let mut p = Posternd {
@@ -95,6 +138,7 @@ impl Posternd {
             downstream: downstream.to_owned(),
             starts: 0,
             netns: netns.map(str::to_owned),
+            wrapper,
         };
         p.spawn();
         p
@@ -104,15 +148,15 @@ impl Posternd {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.join(&format!("posternd.{}.log", self.starts)))
             .expect("log file");
-        let mut command = match &self.netns {
-            // `ip netns exec` enters the namespace and execs posternd: same PID.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(binary());
-                c
-            }
-            None => Command::new(binary()),
-        };
+        // `ip netns exec` and setpriv exec what follows: the PID stays posternd's.
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
+        }
+        argv.extend(self.wrapper.iter().map(Into::into));
+        argv.push(binary().into());
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         let child = command
             .arg("--config")
             .arg(self.dir.join("postern.toml"))

@@ -252,3 +252,44 @@ fn vip_mail_continuity_while_the_holder_is_killed_repeatedly() {
     assert!(missing.is_empty(), "lost messages: {missing:?}");
     assert_eq!(upstream.queued(), 0, "the upstream still holds mail");
 }
+
+/// The documented privileges suffice: posternd as user nobody with only CAP_NET_ADMIN and
+/// CAP_NET_RAW takes the VIP, announces it, and the client is greeted on it.
+#[test]
+fn vip_works_with_only_net_admin_and_net_raw() {
+    if !netns::available("vip_capabilities")
+        || !peers_available("vip_capabilities", &["smtp-sink", "setpriv"])
+    {
+        return;
+    }
+    let lab = Lab::new(1);
+    let _down = downstream(&lab);
+    let ip = Lab::node_ip(0);
+    let node = postern_tests::posternd::Posternd::start_in_with_net_caps(
+        &lab.nodes[0],
+        ([0, 0, 0, 0], 2525).into(),
+        "198.18.0.2:2526",
+        &format!("[cluster]\nlisten = \"{ip}:7946\"\n"),
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).expect("status");
+    assert!(status.contains("CapEff:\t0000000000003000"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "{status}"
+    );
+    node.ctl(&["vip", "add", VIP, "--interface", "eth0"]);
+    let held = wait_for(Duration::from_secs(15), || {
+        (holders(&lab) == [0]).then_some(())
+    });
+    assert!(held.is_some(), "{}", node.log());
+    assert!(
+        greeting(&lab, Duration::from_secs(1)).is_some(),
+        "{}",
+        node.log()
+    );
+    let log = node.log();
+    assert!(log.contains("took the virtual IP"), "{log}");
+    assert!(!log.contains("gratuitous ARP not sent"), "{log}");
+}
