@@ -42,22 +42,9 @@ fn user_count(p: &Posternd) -> usize {
 
 /// Credentials uploaded → voter holding every user.
 fn join(first: &Posternd, addr: &str, joiner: &Posternd, name: &str, expect: usize) -> Duration {
-    let creds = first.dir.join(&format!("creds-{name}.json"));
-    first.ctl(&[
-        "cluster",
-        "export-credentials",
-        "-o",
-        creds.to_str().expect("path"),
-    ]);
+    let creds = first.export_credentials(name);
     let start = Instant::now();
-    joiner.ctl(&[
-        "cluster",
-        "join",
-        "--credentials",
-        creds.to_str().expect("path"),
-        "--peer",
-        addr,
-    ]);
+    joiner.join_cluster(&creds, addr).expect("join");
     let id = joiner.ctl_json(&["cluster", "status"]).expect("status")["node_id"]
         .as_u64()
         .expect("id");

@@ -199,10 +199,8 @@ pub fn cluster(lab: &Lab) -> Vec<crate::posternd::Posternd> {
         .collect();
     let first = format!("{}:7946", Lab::node_ip(0));
     for (i, p) in nodes.iter().enumerate().skip(1) {
-        let creds = nodes[0].dir.join(&format!("creds-{i}.json"));
-        let creds = creds.to_str().expect("path");
-        nodes[0].ctl(&["cluster", "export-credentials", "-o", creds]);
-        p.ctl(&["cluster", "join", "--credentials", creds, "--peer", &first]);
+        let creds = nodes[0].export_credentials(&i.to_string());
+        p.join_cluster(&creds, &first).expect("join");
     }
     let all = crate::wait_for(std::time::Duration::from_secs(30), || {
         let s = nodes[0].ctl_json(&["cluster", "status"]).ok()?;

@@ -262,6 +262,35 @@ impl Posternd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `posternctl cluster export-credentials` into `creds-NAME.json` in this node's
+    /// directory; returns the file.
+    pub fn export_credentials(&self, name: &str) -> PathBuf {
+        let creds = self.dir.join(&format!("creds-{name}.json"));
+        self.ctl(&[
+            "cluster",
+            "export-credentials",
+            "-o",
+            creds.to_str().expect("path"),
+        ]);
+        creds
+    }
+
+    /// `posternctl cluster join` with `creds` through the member at `peer`.
+    pub fn join_cluster(
+        &self,
+        creds: &std::path::Path,
+        peer: &str,
+    ) -> Result<serde_json::Value, String> {
+        self.ctl_json(&[
+            "cluster",
+            "join",
+            "--credentials",
+            creds.to_str().expect("path"),
+            "--peer",
+            peer,
+        ])
+    }
+
     /// `posternctl --json ARGS`: the data of a successful answer, or its error message.
     pub fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value, String> {
         let mut all = vec!["--json"];

@@ -171,12 +171,8 @@ impl Postfix {
         (self.config_dir.clone(), self.netns.clone())
     }
 
-    /// Queues a message through the instance's sendmail (no network involved).
-    pub fn submit(&self, from: &str, to: &str, message: &str) {
-        Postfix::submit_with(&self.submitter(), from, to, message);
-    }
-
-    /// [`Postfix::submit`] to the instance [`Postfix::submitter`] names (from any thread).
+    /// Queues a message through the sendmail of the instance [`Postfix::submitter`] names
+    /// (no network involved; from any thread).
     pub fn submit_with(
         (config_dir, netns): &(PathBuf, Option<String>),
         from: &str,

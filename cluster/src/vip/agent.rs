@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
-
 use super::kernel::{Kernel, announce, parse};
 use super::{held, plan};
 use crate::runner::Handle;
@@ -85,21 +83,6 @@ impl Agent {
             release(&self.kernel, &vip, &interface).await;
         }
     }
-}
-
-/// Runs the agent for one member until `stop` turns true or the member stops.
-pub async fn run(handle: Handle, kernel: Kernel, mut stop: watch::Receiver<bool>) {
-    let mut agent = Agent::new(kernel);
-    while agent.step(&handle).await {
-        tokio::select! {
-            _ = tokio::time::sleep(PERIOD) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            break;
-        }
-    }
-    agent.release_all().await;
 }
 
 async fn release(kernel: &Kernel, vip: &str, interface: &str) {

@@ -52,9 +52,11 @@ impl Kernel {
         Ok(Kernel { handle })
     }
 
-    async fn index(&self, interface: &str) -> Result<u32, KernelError> {
-        let link = self
-            .handle
+    async fn link(
+        &self,
+        interface: &str,
+    ) -> Result<netlink_packet_route::link::LinkMessage, KernelError> {
+        self.handle
             .link()
             .get()
             .match_name(interface.to_owned())
@@ -62,8 +64,11 @@ impl Kernel {
             .try_next()
             .await
             .map_err(|_| KernelError::NoInterface(interface.to_owned()))?
-            .ok_or_else(|| KernelError::NoInterface(interface.to_owned()))?;
-        Ok(link.header.index)
+            .ok_or_else(|| KernelError::NoInterface(interface.to_owned()))
+    }
+
+    async fn index(&self, interface: &str) -> Result<u32, KernelError> {
+        Ok(self.link(interface).await?.header.index)
     }
 
     /// Adds `vip` to `interface`, or renews it, valid for `secs` more seconds.
@@ -101,40 +106,11 @@ impl Kernel {
         Ok(())
     }
 
-    /// Whether `vip` is on `interface` now.
-    pub async fn holds(&self, vip: &str, interface: &str) -> Result<bool, KernelError> {
-        let (ip, _) = parse(vip)?;
-        let index = self.index(interface).await?;
-        let mut addrs = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        while let Some(a) = addrs.try_next().await.map_err(nl)? {
-            if a.attributes
-                .iter()
-                .any(|attr| matches!(attr, AddressAttribute::Address(IpAddr::V4(x)) if *x == ip))
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// The MAC address of `interface`.
     pub async fn mac(&self, interface: &str) -> Result<[u8; 6], KernelError> {
-        let link = self
-            .handle
-            .link()
-            .get()
-            .match_name(interface.to_owned())
-            .execute()
-            .try_next()
-            .await
-            .map_err(|_| KernelError::NoInterface(interface.to_owned()))?
-            .ok_or_else(|| KernelError::NoInterface(interface.to_owned()))?;
-        link.attributes
+        self.link(interface)
+            .await?
+            .attributes
             .iter()
             .find_map(|a| match a {
                 LinkAttribute::Address(m) => <[u8; 6]>::try_from(m.as_slice()).ok(),

@@ -50,28 +50,6 @@ fn users(p: &Posternd) -> Vec<String> {
         .collect()
 }
 
-fn export(p: &Posternd, name: &str) -> std::path::PathBuf {
-    let creds = p.dir.join(&format!("creds-{name}.json"));
-    p.ctl(&[
-        "cluster",
-        "export-credentials",
-        "-o",
-        creds.to_str().expect("path"),
-    ]);
-    creds
-}
-
-fn join(p: &Posternd, creds: &std::path::Path, peer: &str) -> Result<serde_json::Value, String> {
-    p.ctl_json(&[
-        "cluster",
-        "join",
-        "--credentials",
-        creds.to_str().expect("path"),
-        "--peer",
-        peer,
-    ])
-}
-
 fn voters(p: &Posternd) -> usize {
     status(p)
         .and_then(|s| s["voters"].as_array().map(Vec::len))
@@ -116,13 +94,15 @@ fn cluster_three_posternd_nodes_join_replicate_and_survive_the_leader() {
 
     // A node that has users of its own refuses to join (they would be lost).
     b.ctl(&["user", "enrol", "early@corp.example"]);
-    let creds_b = export(&a, "b");
-    let refused = join(&b, &creds_b, &addr_a).expect_err("join with local users");
+    let creds_b = a.export_credentials("b");
+    let refused = b
+        .join_cluster(&creds_b, &addr_a)
+        .expect_err("join with local users");
     assert!(refused.contains("1 users"), "{refused}");
     b.ctl(&["user", "remove", "early@corp.example"]);
 
-    for (joiner, creds) in [(&b, creds_b), (&c, export(&a, "c"))] {
-        let out = join(joiner, &creds, &addr_a).expect("join");
+    for (joiner, creds) in [(&b, creds_b), (&c, a.export_credentials("c"))] {
+        let out = joiner.join_cluster(&creds, &addr_a).expect("join");
         assert_eq!(out["cluster_id"], cluster_id.as_str(), "{out}");
     }
     let all = wait_for(Duration::from_secs(30), || (voters(&a) == 3).then_some(()));
@@ -228,19 +208,24 @@ fn cluster_three_posternd_nodes_join_replicate_and_survive_the_leader() {
         .expect("writer's address")
         .to_owned();
     let spent = nodes[0].dir.join("creds-b.json");
-    let err = join(&d, &spent, &peer).expect_err("spent token");
+    let err = d.join_cluster(&spent, &peer).expect_err("spent token");
     assert!(err.contains("join token already used"), "{err}");
-    let mut tampered: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(export(&nodes[writer], "t")).expect("creds"))
-            .expect("json");
+    let mut tampered: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(nodes[writer].export_credentials("t")).expect("creds"),
+    )
+    .expect("json");
     tampered["token"] = serde_json::json!("AAAA".repeat(11));
     let tampered_path = d.dir.join("tampered.json");
     std::fs::write(&tampered_path, tampered.to_string()).expect("write");
-    let err = join(&d, &tampered_path, &peer).expect_err("tampered token");
+    let err = d
+        .join_cluster(&tampered_path, &peer)
+        .expect_err("tampered token");
     assert!(err.contains("unknown join token"), "{err}");
     let (e, _) = node(&sink);
-    let foreign = export(&e, "foreign");
-    let err = join(&d, &foreign, &peer).expect_err("foreign credentials");
+    let foreign = e.export_credentials("foreign");
+    let err = d
+        .join_cluster(&foreign, &peer)
+        .expect_err("foreign credentials");
     assert!(err.contains("from another cluster"), "{err}");
     // A refused join leaves the node working in its own cluster.
     assert_eq!(voters(&d), 1);
@@ -257,7 +242,9 @@ fn cluster_three_posternd_nodes_join_replicate_and_survive_the_leader() {
     let s = status(&nodes[writer]).expect("status");
     assert_eq!(s["voters"].as_array().map(Vec::len), Some(2), "{s}");
     assert!(s["members"].get(dead_id.to_string()).is_none(), "{s}");
-    let out = join(&d, &export(&nodes[writer], "d"), &peer).expect("replacement joins");
+    let out = d
+        .join_cluster(&nodes[writer].export_credentials("d"), &peer)
+        .expect("replacement joins");
     assert_eq!(out["cluster_id"], cluster_id.as_str());
     let all = wait_for(Duration::from_secs(30), || {
         (voters(&nodes[writer]) == 3).then_some(())

@@ -11,7 +11,7 @@ use postern_tests::netns::{self, Lab};
 use postern_tests::posternd::Posternd;
 use postern_tests::wait_for;
 
-use super::{export, join, setting, status, users, voters};
+use super::{setting, status, users, voters};
 
 fn member(lab: &Lab, i: usize) -> Posternd {
     let ip = Lab::node_ip(i);
@@ -35,8 +35,9 @@ fn cluster_in_network_namespaces_survives_a_cut_leader() {
     let nodes: Vec<Posternd> = (0..3).map(|i| member(&lab, i)).collect();
     let first = format!("{}:7946", Lab::node_ip(0));
     for (i, p) in nodes.iter().enumerate().skip(1) {
-        let creds = export(&nodes[0], &format!("n{i}"));
-        join(p, &creds, &first).expect("join across namespaces");
+        let creds = nodes[0].export_credentials(&format!("n{i}"));
+        p.join_cluster(&creds, &first)
+            .expect("join across namespaces");
     }
     let all = wait_for(Duration::from_secs(30), || {
         (voters(&nodes[0]) == 3).then_some(())
