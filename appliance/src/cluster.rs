@@ -468,7 +468,10 @@ impl Cluster {
         self.read_barrier().await?;
         let (handle, _) = self.member().await?;
         let view = handle.vips().await.ok_or("the cluster member stopped")?;
-        if let Some(n) = preferred.iter().find(|n| !view.state.members.contains_key(n)) {
+        if let Some(n) = preferred
+            .iter()
+            .find(|n| !view.state.members.contains_key(n))
+        {
             return Err(format!("node {n} is not a member"));
         }
         self.propose_admin(ClusterCommand::PutVip {
