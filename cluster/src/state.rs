@@ -57,6 +57,45 @@ pub struct VipAssignment {
     pub lease_until_ms: u64,
 }
 
+/// An administrator of the web GUI, REST API and CLI: an argon2 password hash and the TOTP
+/// secret sealed under the cluster key (never either in the clear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminAccount {
+    pub password_hash: String,
+    pub totp_sealed: String,
+    /// `admin` (may change things) or `readonly`.
+    pub role: String,
+    pub created: u64,
+}
+
+/// An API token, known by the SHA-256 of its secret only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: String,
+    pub created: u64,
+}
+
+/// One administrative action, as the audit log keeps it (never passwords or keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// Who: an admin account, `token:NAME`, or `local` (the control socket).
+    pub actor: String,
+    /// `gui`, `api` or `cli`.
+    pub via: String,
+    pub action: String,
+    /// The object acted on (an address, a key name), never secrets.
+    pub detail: String,
+    /// `ok` or the error.
+    pub result: String,
+    pub node: u64,
+}
+
+/// How many audit entries the state keeps (oldest dropped first).
+pub const AUDIT_KEEP: usize = 1000;
+
 /// A one-time join token, known by its SHA-256 only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinToken {
@@ -102,6 +141,18 @@ pub struct State {
     pub unhealthy: BTreeMap<u64, String>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Administrators by login name.
+    #[serde(default)]
+    pub admins: BTreeMap<String, AdminAccount>,
+    /// API tokens by SHA-256 (hex) of the token.
+    #[serde(default)]
+    pub api_tokens: BTreeMap<String, ApiToken>,
+    /// The latest administrative actions, oldest first, at most [`AUDIT_KEEP`].
+    #[serde(default)]
+    pub audit: std::collections::VecDeque<AuditEntry>,
+    /// The HTTPS certificate of the web GUI (its key sealed); none: each node's own.
+    #[serde(default)]
+    pub web_tls: Option<KeyRecord>,
     /// Commands applied so far (every member reaches the same number).
     #[serde(default)]
     pub applied_commands: u64,
@@ -199,6 +250,34 @@ pub enum Command {
     },
     RemoveSetting {
         key: String,
+    },
+    /// Creates or replaces an administrator. With `first`, refused unless there is none yet
+    /// (first-boot setup: two browsers racing cannot both create the first account).
+    PutAdmin {
+        name: String,
+        account: AdminAccount,
+        #[serde(default)]
+        first: bool,
+    },
+    /// Removes an administrator; refused for the last one with the `admin` role.
+    RemoveAdmin {
+        name: String,
+    },
+    PutApiToken {
+        hash: String,
+        token: ApiToken,
+    },
+    /// Revokes every token called `name`.
+    RemoveApiToken {
+        name: String,
+    },
+    /// Appends to the audit log.
+    Audit {
+        entry: AuditEntry,
+    },
+    /// Sets the web GUI's HTTPS certificate for every node.
+    PutWebTls {
+        key: KeyRecord,
     },
     /// Records where member `id` listens (the founding member, or a changed address).
     PutMember {
@@ -373,6 +452,54 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
             Some(_) => Outcome::Done,
             None => missing("setting", key),
         },
+        Command::PutAdmin {
+            name,
+            account,
+            first,
+        } => {
+            if *first && !state.admins.is_empty() {
+                return Outcome::Refused("this cluster has already been set up".into());
+            }
+            if account.role != "admin" && last_admin(state, name) {
+                return Outcome::Refused(format!("{name} is the last account with the admin role"));
+            }
+            state.admins.insert(name.clone(), account.clone());
+            Outcome::Done
+        }
+        Command::RemoveAdmin { name } => {
+            if !state.admins.contains_key(name) {
+                return missing("admin", name);
+            }
+            if last_admin(state, name) {
+                return Outcome::Refused(format!("{name} is the last account with the admin role"));
+            }
+            state.admins.remove(name);
+            Outcome::Done
+        }
+        Command::PutApiToken { hash, token } => {
+            state.api_tokens.insert(hash.clone(), token.clone());
+            Outcome::Done
+        }
+        Command::RemoveApiToken { name } => {
+            let before = state.api_tokens.len();
+            state.api_tokens.retain(|_, t| t.name != *name);
+            if state.api_tokens.len() == before {
+                missing("API token", name)
+            } else {
+                Outcome::Done
+            }
+        }
+        Command::Audit { entry } => {
+            state.audit.push_back(entry.clone());
+            while state.audit.len() > AUDIT_KEEP {
+                state.audit.pop_front();
+            }
+            Outcome::Done
+        }
+        Command::PutWebTls { key } => {
+            state.web_tls = Some(key.clone());
+            Outcome::Done
+        }
         Command::PutMember { id, addr } => {
             state.members.insert(*id, addr.clone());
             Outcome::Done
@@ -405,6 +532,12 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
     }
 }
 
+/// Whether `name` is the only account with the admin role.
+fn last_admin(state: &State, name: &str) -> bool {
+    state.admins.get(name).is_some_and(|a| a.role == "admin")
+        && state.admins.values().filter(|a| a.role == "admin").count() == 1
+}
+
 /// Newest first; a record with the same public part is replaced.
 fn upsert(keys: &mut Vec<KeyRecord>, key: &KeyRecord) {
     keys.retain(|k| k.public != key.public);
@@ -423,6 +556,57 @@ mod tests {
             not_after: 9,
             meta: BTreeMap::new(),
         }
+    }
+
+    fn admin(role: &str) -> AdminAccount {
+        AdminAccount {
+            password_hash: "h".into(),
+            totp_sealed: "s".into(),
+            role: role.into(),
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn admins_first_setup_and_last_admin() {
+        let mut s = State::default();
+        let put = |name: &str, role: &str, first: bool| Command::PutAdmin {
+            name: name.into(),
+            account: admin(role),
+            first,
+        };
+        assert_eq!(apply(&mut s, &put("root", "admin", true)), Outcome::Done);
+        // A second first-boot setup (another browser) is refused.
+        assert!(matches!(
+            apply(&mut s, &put("eve", "admin", true)),
+            Outcome::Refused(_)
+        ));
+        // The only admin can neither be removed nor demoted.
+        let remove = Command::RemoveAdmin {
+            name: "root".into(),
+        };
+        assert!(matches!(apply(&mut s, &remove), Outcome::Refused(_)));
+        assert!(matches!(
+            apply(&mut s, &put("root", "readonly", false)),
+            Outcome::Refused(_)
+        ));
+        assert_eq!(apply(&mut s, &put("ops", "admin", false)), Outcome::Done);
+        assert_eq!(apply(&mut s, &remove), Outcome::Done);
+        assert_eq!(s.admins.len(), 1);
+        for i in 0..(AUDIT_KEEP + 5) {
+            let entry = AuditEntry {
+                time: i as u64,
+                actor: "ops".into(),
+                via: "gui".into(),
+                action: "user-enrol".into(),
+                detail: String::new(),
+                result: "ok".into(),
+                node: 1,
+            };
+            apply(&mut s, &Command::Audit { entry });
+        }
+        assert_eq!(s.audit.len(), AUDIT_KEEP);
+        assert_eq!(s.audit.front().map(|e| e.time), Some(5));
     }
 
     #[test]
