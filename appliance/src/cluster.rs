@@ -23,9 +23,11 @@ use tokio::sync::Mutex;
 use postern_cluster::state::VipConfig;
 use postern_cluster::vip::{self, agent::Agent, kernel};
 
+use crate::admin::WebView;
 use crate::config::ClusterConfig;
 use crate::keystore::ClusterKeys;
 use crate::mirror::StateMirror;
+use crate::relay::downstream::Targets;
 
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often this node checks it can reach its downstream (its health for VIPs).
@@ -58,6 +60,8 @@ pub struct Cluster {
     advertise: String,
     snapshot_every: u64,
     keys: Arc<MemoryKeyStore>,
+    web: Arc<WebView>,
+    targets: Arc<Targets>,
     ca_name: String,
     /// The crypto policy in force, and the file's version that settings override.
     policy: Arc<SharedPolicy>,
@@ -89,6 +93,8 @@ impl Cluster {
         data_dir: &std::path::Path,
         config: &ClusterConfig,
         keys: Arc<MemoryKeyStore>,
+        web: Arc<WebView>,
+        targets: Arc<Targets>,
         ca_name: String,
         policy: Arc<SharedPolicy>,
     ) -> Cluster {
@@ -102,6 +108,8 @@ impl Cluster {
                 .unwrap_or_else(|| advertised(config.listen)),
             snapshot_every: config.snapshot_every,
             keys,
+            web,
+            targets,
             ca_name,
             policy,
             base_policy,
@@ -113,10 +121,14 @@ impl Cluster {
         let keys = Arc::clone(&self.keys);
         let policy = Arc::clone(&self.policy);
         let base = self.base_policy.clone();
+        let web = Arc::clone(&self.web);
+        let targets = Arc::clone(&self.targets);
         Options {
             observer: Some(Arc::new(move |m: &Membership| {
                 Arc::new(StateMirror {
                     keys: Arc::clone(&keys),
+                    web: Arc::clone(&web),
+                    targets: Arc::clone(&targets),
                     sealer: Sealer::new(m.key.bytes()),
                     policy: Arc::clone(&policy),
                     base: base.clone(),
@@ -272,6 +284,11 @@ impl Cluster {
                 return Err(format!(
                     "this node holds {users} users and {partners} partners of its own, which joining would discard; join from a fresh node"
                 ));
+            }
+            if !s.state.admins.is_empty() {
+                return Err(
+                    "this node has been set up as a cluster of its own (it has administrators), which joining would discard; join from a fresh node".into(),
+                );
             }
             leaving = Some((handle.clone(), m.info.cluster_id.clone()));
         }
@@ -444,7 +461,27 @@ impl Cluster {
             .ok_or_else(|| format!("no setting {key}"))
     }
 
-    async fn propose_admin(&self, cmd: ClusterCommand) -> Result<serde_json::Value, String> {
+    /// This member's node id (None while it is between clusters).
+    pub async fn node_id(&self) -> Option<u64> {
+        self.member().await.ok().map(|(_, m)| m.info.node_id)
+    }
+
+    /// A copy of this member's state as applied so far (after a `read_barrier`, everything
+    /// committed before it).
+    pub async fn state(&self) -> Result<postern_cluster::state::State, String> {
+        let (handle, _) = self.member().await?;
+        let s = handle.status().await.ok_or("the cluster member stopped")?;
+        Ok(s.state)
+    }
+
+    /// This member's status without asking the leader (metrics).
+    pub async fn local_status(&self) -> Option<postern_cluster::runner::Status> {
+        let (handle, _) = self.member().await.ok()?;
+        handle.status().await
+    }
+
+    /// Commits an admin change (retried across a leader change).
+    pub async fn propose_admin(&self, cmd: ClusterCommand) -> Result<serde_json::Value, String> {
         let (handle, _) = self.member().await?;
         match handle.propose_retrying(cmd, PROPOSE_TIMEOUT).await {
             Ok(Outcome::Done) => Ok(serde_json::Value::Null),
@@ -542,7 +579,7 @@ impl Cluster {
     /// connect) until `shutdown`; then releases the addresses it holds.
     pub async fn run_vips(
         &self,
-        downstream: String,
+        targets: Arc<Targets>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let kernel = match kernel::Kernel::new() {
@@ -560,7 +597,7 @@ impl Cluster {
                 agent.step(&handle).await;
                 if tokio::time::Instant::now() >= next_probe {
                     next_probe = tokio::time::Instant::now() + HEALTH_EVERY;
-                    let reason = probe(&downstream).await;
+                    let reason = probe(&targets.default_address()).await;
                     let me = m.info.node_id;
                     if reported.as_ref() != Some(&(me, reason.clone())) {
                         let cmd = ClusterCommand::SetHealth {

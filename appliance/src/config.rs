@@ -24,6 +24,13 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub crypto: CryptoConfig,
     pub cluster: ClusterConfig,
+    pub web: WebConfig,
+}
+
+/// The HTTPS server of the admin GUI and the REST API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
 }
 
 /// The cluster port. Every node is a cluster member: at first start it founds a
@@ -120,6 +127,7 @@ pub struct RouteConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub cluster_listen: Option<String>,
+    pub web_listen: Option<String>,
     pub downstream: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
@@ -188,6 +196,9 @@ fn apply_overrides(table: &mut Table, o: &Overrides) {
     if let Some(v) = &o.cluster_listen {
         set("cluster", "listen", Value::String(v.clone()));
     }
+    if let Some(v) = &o.web_listen {
+        set("web", "listen", Value::String(v.clone()));
+    }
     if let Some(v) = &o.data_dir {
         set("server", "data_dir", Value::String(v.display().to_string()));
     }
@@ -212,6 +223,7 @@ impl Reader {
                 "route",
                 "crypto",
                 "cluster",
+                "web",
             ],
         );
         let empty = Table::new();
@@ -221,6 +233,7 @@ impl Reader {
         let downstream = self.section(root, "downstream").unwrap_or(&empty);
         let crypto = self.section(root, "crypto").unwrap_or(&empty);
         let cluster = self.section(root, "cluster").unwrap_or(&empty);
+        let web = self.section(root, "web").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
@@ -229,6 +242,7 @@ impl Reader {
             routes: self.routes(root),
             crypto: self.crypto(crypto),
             cluster: self.cluster(cluster),
+            web: self.web(web),
         };
         self.check(&config);
         config
@@ -480,6 +494,18 @@ impl Reader {
                 Duration::from_secs(3600),
             ),
         }
+    }
+
+    fn web(&mut self, t: &Table) -> WebConfig {
+        self.known(t, "web.", &["listen"]);
+        let text = self.string(t, "web.", "listen", "0.0.0.0:443");
+        let listen = text.parse().unwrap_or_else(|_| {
+            self.errors.push(format!(
+                "web.listen: {text:?} is not an address:port (e.g. 0.0.0.0:443)"
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 443))
+        });
+        WebConfig { listen }
     }
 
     fn cluster(&mut self, t: &Table) -> ClusterConfig {
@@ -760,15 +786,22 @@ mod tests {
         let o = Overrides {
             listen: Some("127.0.0.1:2525".into()),
             cluster_listen: Some("127.0.0.1:7000".into()),
+            web_listen: Some("127.0.0.1:8443".into()),
             downstream: Some("127.0.0.1:2526".into()),
             data_dir: Some("/tmp/x".into()),
         };
         let c = Config::parse("", "t", &o).expect("valid");
+        assert_eq!(c.web.listen.port(), 8443);
         assert_eq!(c.server.listen.port(), 2525);
         assert_eq!(c.cluster.listen.port(), 7000);
         assert_eq!(c.downstream.address, "127.0.0.1:2526");
         let bad = Overrides {
             listen: Some("x".into()),
+            ..o.clone()
+        };
+        assert!(Config::parse("", "t", &bad).is_err());
+        let bad = Overrides {
+            web_listen: Some("x".into()),
             ..o.clone()
         };
         assert!(Config::parse("", "t", &bad).is_err());

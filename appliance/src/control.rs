@@ -1,143 +1,20 @@
-//! The management plane of one node: a command enum (what `posternctl`, and later the REST
-//! API, can ask) and a Unix socket (`data_dir/control.sock`, mode 0600: root or the postern
-//! user only) that speaks one JSON request and one JSON response per connection.
+//! The management plane of one node: the shared command layer ([`Command`], defined with
+//! the web server in `postern-webgui`, executed by [`Handler::run`] in [`crate::admin`]) and
+//! a Unix socket (`data_dir/control.sock`, mode 0600: root or the postern user only) that
+//! speaks one JSON request and one JSON response per connection for `posternctl`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use postern_crypto::keys::MemoryKeyStore;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixListener;
 
 /// Largest request accepted (a PKCS#12 bundle or a keyring, base64).
 const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
-/// Every management action. Any member takes any of them: writes go through the leader and
-/// are committed before the reply; admin reads are linearizable (ReadIndex).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Command {
-    /// Create S/MIME and OpenPGP keys for an internal user.
-    UserEnrol {
-        address: String,
-    },
-    UserList,
-    UserRemove {
-        address: String,
-    },
-    /// Public certificates (PEM) of a user.
-    UserCert {
-        address: String,
-    },
-    /// Public OpenPGP keys (armored) of a user.
-    UserPgp {
-        address: String,
-    },
-    /// The user's current S/MIME identity as PKCS#12 (base64) under `password`.
-    UserPkcs12 {
-        address: String,
-        password: String,
-    },
-    /// Import a PKCS#12 bundle (base64) as a user's S/MIME identity.
-    ImportPkcs12 {
-        data: String,
-        password: String,
-    },
-    /// Import an OpenPGP secret key (base64 of the file) as a user's key.
-    ImportPgpSecret {
-        data: String,
-    },
-    /// Import partner certificates (PEM) or OpenPGP public keys (base64 of the file).
-    ImportPublic {
-        data: String,
-    },
-    PartnerList,
-    /// Add S/MIME trust anchors (base64 of a PEM file).
-    TrustAdd {
-        data: String,
-    },
-    /// The built-in CA certificate (PEM), for partners' trust stores.
-    CaCert,
-    /// Run the key rollover check now.
-    Rollover,
-    /// The single-member cluster this node founded at first start.
-    ClusterInit,
-    /// Credentials (JSON) with a one-time join token valid for `ttl_secs` (member only).
-    ClusterExportCredentials {
-        ttl_secs: u64,
-    },
-    /// Leave this node's own single-member cluster and join the one the credentials name,
-    /// through the member at `peer`.
-    ClusterJoin {
-        credentials: String,
-        peer: String,
-    },
-    /// Take member `id` out of the cluster.
-    ClusterRemove {
-        id: u64,
-    },
-    /// Members, leader, term, applied index of this node.
-    ClusterStatus,
-    /// A replicated setting (member only; committed through the leader).
-    SettingSet {
-        key: String,
-        value: String,
-    },
-    /// Remove a replicated setting (policy settings: back to the file's value).
-    SettingUnset {
-        key: String,
-    },
-    /// Configure a virtual IP (`address/prefix`) on `interface`, preferring `preferred`.
-    VipAdd {
-        address: String,
-        interface: String,
-        #[serde(default)]
-        preferred: Vec<u64>,
-    },
-    /// Virtual IPs, holders and leases.
-    VipList,
-    /// Move a virtual IP to node `to`.
-    VipMove {
-        address: String,
-        to: u64,
-    },
-    VipRemove {
-        address: String,
-    },
-    /// A replicated setting (linearizable read).
-    SettingGet {
-        key: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response {
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub data: serde_json::Value,
-}
-
-impl Response {
-    fn ok(data: serde_json::Value) -> Response {
-        Response {
-            ok: true,
-            error: None,
-            data,
-        }
-    }
-
-    fn err(e: impl std::fmt::Display) -> Response {
-        Response {
-            ok: false,
-            error: Some(e.to_string()),
-            data: serde_json::Value::Null,
-        }
-    }
-}
+pub use postern_webgui::command::{Actor, Command, ErrorKind, Response};
 
 /// Executes commands against the node's state.
 #[derive(Debug, Clone)]
@@ -145,6 +22,12 @@ pub struct Handler {
     pub cluster: Arc<crate::cluster::Cluster>,
     pub keys: Arc<MemoryKeyStore>,
     pub key_validity: Duration,
+    /// Administrators, tokens and the web certificate as the web server reads them.
+    pub web: Arc<crate::admin::WebView>,
+    /// This node's message trace and counters.
+    pub trace: Arc<crate::relay::trace::Trace>,
+    /// This node's name (the TOTP issuer, page titles).
+    pub node_name: String,
 }
 
 fn b64d(s: &str) -> Result<Vec<u8>, String> {
@@ -152,15 +35,15 @@ fn b64d(s: &str) -> Result<Vec<u8>, String> {
 }
 
 impl Handler {
-    /// Executes `cmd`: a change is committed by the cluster (on a majority's disks) before
-    /// the response says it is done; a read first waits for everything committed so far.
-    /// Blocks: run it off the async runtime.
+    /// Executes a key store command: a change is committed by the cluster (on a majority's
+    /// disks) before the response says it is done. Blocks: run it off the async runtime,
+    /// after a read barrier ([`Handler::run`] does both).
     pub fn execute(&self, cmd: Command) -> Response {
         self.apply(cmd)
     }
 
     /// Cluster commands wait on Raft; they run on the async side.
-    pub async fn execute_cluster(&self, cmd: Command) -> Option<Response> {
+    pub async fn execute_cluster(&self, cmd: Command) -> Option<Result<serde_json::Value, String>> {
         let c = &self.cluster;
         let r = match cmd {
             Command::ClusterInit => c.init().await,
@@ -183,10 +66,7 @@ impl Handler {
             Command::VipRemove { address } => c.vip_remove(address).await,
             _ => return None,
         };
-        Some(match r {
-            Ok(d) => Response::ok(d),
-            Err(e) => Response::err(e),
-        })
+        Some(r)
     }
 
     fn apply(&self, cmd: Command) -> Response {
@@ -194,7 +74,7 @@ impl Handler {
         let keys = &self.keys;
         let json = |v: Result<serde_json::Value, String>| match v {
             Ok(d) => Response::ok(d),
-            Err(e) => Response::err(e),
+            Err(e) => Response::err(crate::admin::kind_of(&e), e),
         };
         let to = |v: &dyn erased::ToJson| v.to_json();
         match cmd {
@@ -256,18 +136,10 @@ impl Handler {
                     .map(|r| to(&r))
                     .map_err(|e| e.to_string()),
             ),
-            Command::ClusterInit
-            | Command::ClusterExportCredentials { .. }
-            | Command::ClusterJoin { .. }
-            | Command::ClusterRemove { .. }
-            | Command::ClusterStatus
-            | Command::SettingSet { .. }
-            | Command::SettingGet { .. }
-            | Command::SettingUnset { .. }
-            | Command::VipAdd { .. }
-            | Command::VipList
-            | Command::VipMove { .. }
-            | Command::VipRemove { .. } => Response::err("a cluster command reached the key store"),
+            other => Response::err(
+                ErrorKind::Invalid,
+                format!("{} is not a key store command", other.name()),
+            ),
         }
     }
 }
@@ -321,67 +193,15 @@ pub async fn serve(listener: UnixListener, handler: Handler) {
                     .await;
             let response = match read {
                 Ok(Ok(_)) => match serde_json::from_slice::<Command>(&line) {
-                    Ok(cmd) => {
-                        let name = command_name(&cmd);
-                        tracing::info!(command = name, "control command");
-                        match handler.execute_cluster(cmd.clone()).await {
-                            Some(r) => r,
-                            None => {
-                                // Reads and writes alike start from everything committed
-                                // so far: a write computed from a stale copy would undo
-                                // another node's change.
-                                match handler.cluster.read_barrier().await {
-                                    Err(e) => Response::err(e),
-                                    Ok(()) => {
-                                        tokio::task::spawn_blocking(move || handler.execute(cmd))
-                                            .await
-                                            .unwrap_or_else(|e| {
-                                                Response::err(format!("command failed: {e}"))
-                                            })
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => Response::err(format!("bad request: {e}")),
+                    Ok(cmd) => handler.run(cmd, Actor::local()).await,
+                    Err(e) => Response::err(ErrorKind::Invalid, format!("bad request: {e}")),
                 },
-                Ok(Err(e)) => Response::err(format!("read error: {e}")),
-                Err(_) => Response::err("request timed out"),
+                Ok(Err(e)) => Response::err(ErrorKind::Invalid, format!("read error: {e}")),
+                Err(_) => Response::err(ErrorKind::Invalid, "request timed out"),
             };
             let mut out = serde_json::to_vec(&response).unwrap_or_default();
             out.push(b'\n');
             let _ = w.write_all(&out).await;
         });
-    }
-}
-
-/// The command's name for the log (never its arguments: they may hold passwords or keys).
-fn command_name(cmd: &Command) -> &'static str {
-    match cmd {
-        Command::UserEnrol { .. } => "user-enrol",
-        Command::UserList => "user-list",
-        Command::UserRemove { .. } => "user-remove",
-        Command::UserCert { .. } => "user-cert",
-        Command::UserPgp { .. } => "user-pgp",
-        Command::UserPkcs12 { .. } => "user-pkcs12",
-        Command::ImportPkcs12 { .. } => "import-pkcs12",
-        Command::ImportPgpSecret { .. } => "import-pgp-secret",
-        Command::ImportPublic { .. } => "import-public",
-        Command::PartnerList => "partner-list",
-        Command::TrustAdd { .. } => "trust-add",
-        Command::CaCert => "ca-cert",
-        Command::Rollover => "rollover",
-        Command::ClusterInit => "cluster-init",
-        Command::ClusterRemove { .. } => "cluster-remove",
-        Command::ClusterExportCredentials { .. } => "cluster-export-credentials",
-        Command::ClusterJoin { .. } => "cluster-join",
-        Command::ClusterStatus => "cluster-status",
-        Command::SettingSet { .. } => "setting-set",
-        Command::SettingGet { .. } => "setting-get",
-        Command::SettingUnset { .. } => "setting-unset",
-        Command::VipAdd { .. } => "vip-add",
-        Command::VipList => "vip-list",
-        Command::VipMove { .. } => "vip-move",
-        Command::VipRemove { .. } => "vip-remove",
     }
 }

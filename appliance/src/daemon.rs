@@ -12,12 +12,14 @@ use postern_crypto::keys::MemoryKeyStore;
 use postern_crypto::keys::seal::Sealer;
 use postern_crypto::policy::PolicyConfig;
 
+use crate::admin::{GuiBackend, WebView};
 use crate::config::Config;
 use crate::control::{self, Handler};
 use crate::policy::{DomainRouter, Gateway};
-use crate::relay::downstream::{Target, TargetError};
+use crate::relay::downstream::{Target, TargetError, Targets};
 use crate::relay::limits::ConnectionLimits;
 use crate::relay::server::{self, Relay};
+use crate::relay::trace::Trace;
 use crate::smtp::session::SessionConfig;
 use crate::tls::{self, ServerTlsError};
 
@@ -39,6 +41,8 @@ pub enum StartError {
     },
     #[error("cluster member: {0}")]
     Cluster(String),
+    #[error("web server: {0}")]
+    Web(String),
     #[error("control socket {path}: {source}")]
     Control {
         path: String,
@@ -54,8 +58,10 @@ pub struct Daemon {
     grace: std::time::Duration,
     control: tokio::net::UnixListener,
     handler: Handler,
-    /// The default downstream (its reachability is this node's health for VIPs).
-    downstream: String,
+    /// The downstream targets (the default one's reachability is this node's health for VIPs).
+    targets: Arc<Targets>,
+    /// The HTTPS listener of the GUI and API, and its TLS configuration.
+    web: (TcpListener, rustls::ServerConfig),
     rollover_interval: std::time::Duration,
 }
 
@@ -101,10 +107,15 @@ impl Daemon {
             },
             Arc::clone(&keys) as Arc<dyn postern_crypto::keys::KeyStore>,
         );
+        let targets = Arc::new(Targets::new(targets));
+        let web = Arc::new(WebView::default());
+        let trace = Arc::new(Trace::default());
         let cluster = Arc::new(crate::cluster::Cluster::new(
             data_dir,
             &config.cluster,
             Arc::clone(&keys),
+            Arc::clone(&web),
+            Arc::clone(&targets),
             format!("Postern CA {}", config.server.hostname),
             Arc::clone(&engine.policy),
         ));
@@ -120,7 +131,8 @@ impl Daemon {
                 engine,
             }),
             tls: Some(TlsAcceptor::from(tls_config)),
-            targets: Arc::new(targets),
+            targets: Arc::clone(&targets),
+            trace: Arc::clone(&trace),
             limits: ConnectionLimits::new(
                 config.server.max_connections,
                 config.server.max_connections_per_ip,
@@ -131,18 +143,42 @@ impl Daemon {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
+        let handler = Handler {
+            cluster: Arc::clone(&cluster),
+            keys,
+            key_validity: crypto.key_validity,
+            web,
+            trace,
+            node_name: config.server.hostname.clone(),
+        };
+        let web_addr = config.web.listen;
+        let web_listener =
+            TcpListener::bind(web_addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: web_addr,
+                    source,
+                })?;
+        let (cert, key) =
+            postern_webgui::tls::self_signed(&data_dir.join("web"), &config.server.hostname)
+                .map_err(|e| StartError::Web(e.to_string()))?;
+        let own = postern_webgui::tls::certified_key(&cert, &key)
+            .map_err(|e| StartError::Web(e.to_string()))?;
+        let backend: Arc<dyn postern_webgui::Backend> = Arc::new(GuiBackend {
+            handler: handler.clone(),
+        });
+        let web_tls =
+            postern_webgui::tls::server_config(postern_webgui::tls::Resolver::new(backend, own))
+                .map_err(|e| StartError::Web(e.to_string()))?;
         cluster.start().await.map_err(StartError::Cluster)?;
         Ok(Daemon {
             listener,
             relay: Arc::new(relay),
             grace: config.server.shutdown_grace,
             control,
-            handler: Handler {
-                cluster,
-                keys,
-                key_validity: crypto.key_validity,
-            },
-            downstream: config.downstream.address.clone(),
+            handler,
+            targets,
+            web: (web_listener, web_tls),
             rollover_interval: crypto.rollover_interval,
         })
     }
@@ -152,17 +188,33 @@ impl Daemon {
         self.listener.local_addr()
     }
 
+    /// The bound address of the GUI and API.
+    pub fn web_addr(&self) -> std::io::Result<SocketAddr> {
+        self.web.0.local_addr()
+    }
+
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
         let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
         let keeper = tokio::spawn(keep_keys(self.handler.clone(), self.rollover_interval));
         let cluster = Arc::clone(&self.handler.cluster);
         let vip_stop = shutdown.clone();
-        let downstream = self.downstream.clone();
-        let vips = tokio::spawn(async move { cluster.run_vips(downstream, vip_stop).await });
+        let targets = Arc::clone(&self.targets);
+        let vips = tokio::spawn(async move { cluster.run_vips(targets, vip_stop).await });
+        let (web_listener, web_tls) = self.web;
+        let app = postern_webgui::App::new(Arc::new(GuiBackend {
+            handler: self.handler.clone(),
+        }));
+        let web = tokio::spawn(postern_webgui::serve(
+            web_listener,
+            app,
+            web_tls,
+            shutdown.clone(),
+        ));
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
         control.abort();
         keeper.abort();
+        web.abort();
         // Give the virtual IPs up before the process ends (their lifetime would anyway).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), vips).await;
         self.handler.cluster.stop().await;

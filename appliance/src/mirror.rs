@@ -10,13 +10,19 @@ use postern_crypto::keys::MemoryKeyStore;
 use postern_crypto::keys::seal::Sealer;
 use postern_crypto::policy::{PolicyConfig, SharedPolicy};
 
+use crate::admin::{WebView, touches_web};
 use crate::keystore::{from_cluster, touched};
-use crate::settings::{POLICY_KEYS, effective};
+use crate::relay::downstream::Targets;
+use crate::settings::{DOWNSTREAM, POLICY_KEYS, effective};
 
 /// Mirrors one member's state into the daemon.
 #[derive(Debug)]
 pub struct StateMirror {
     pub keys: Arc<MemoryKeyStore>,
+    /// Administrators, API tokens and the web certificate for the web server.
+    pub web: Arc<WebView>,
+    /// The downstream targets (the `relay.downstream` setting moves the default one).
+    pub targets: Arc<Targets>,
     /// The cluster key of the member this mirror serves.
     pub sealer: Sealer,
     pub policy: Arc<SharedPolicy>,
@@ -24,17 +30,27 @@ pub struct StateMirror {
     pub base: PolicyConfig,
 }
 
-fn changes_policy(cmd: &Command) -> bool {
+fn changes_setting(cmd: &Command, keys: &[&str]) -> bool {
     match cmd {
         Command::PutSetting { key, .. } | Command::RemoveSetting { key } => {
-            POLICY_KEYS.contains(&key.as_str())
+            keys.contains(&key.as_str())
         }
-        Command::Batch { commands } => commands.iter().any(changes_policy),
+        Command::Batch { commands } => commands.iter().any(|c| changes_setting(c, keys)),
         _ => false,
     }
 }
 
 impl StateMirror {
+    fn set_downstream(&self, state: &State) {
+        let wanted = state.settings.get(DOWNSTREAM).map(String::as_str);
+        match self.targets.set_default(wanted) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the replicated downstream is unusable; keeping the previous one")
+            }
+        }
+    }
+
     fn set_policy(&self, state: &State) {
         let next = effective(&self.base, &state.settings);
         if *self.policy.get() != next {
@@ -59,6 +75,8 @@ impl Observer for StateMirror {
             tracing::error!(error = %e, "a replicated key does not open with this node's cluster key");
         }
         self.set_policy(state);
+        self.web.restored(state, self.sealer.clone());
+        self.set_downstream(state);
     }
 
     fn applied(&self, state: &State, cmd: &Command) {
@@ -69,8 +87,14 @@ impl Observer for StateMirror {
                 tracing::error!(error = %e, "a replicated key does not open with this node's cluster key");
             }
         }
-        if changes_policy(cmd) {
+        if changes_setting(cmd, &POLICY_KEYS) {
             self.set_policy(state);
+        }
+        if changes_setting(cmd, &[DOWNSTREAM]) {
+            self.set_downstream(state);
+        }
+        if touches_web(cmd) {
+            self.web.update(state);
         }
     }
 }

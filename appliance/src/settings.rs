@@ -41,9 +41,33 @@ fn domains(value: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// Checks a setting before it is proposed: policy keys must be known and well-formed; any
-/// other key is free-form.
+/// The default downstream MTA (`host:port`), overriding the file's `downstream.address`.
+pub const DOWNSTREAM: &str = "relay.downstream";
+
+/// Checks a setting before it is proposed: policy keys and the downstream must be known and
+/// well-formed; any other key is free-form.
 pub fn check(key: &str, value: &str) -> Result<(), String> {
+    if !postern_webgui::command::setting_key_ok(key) {
+        return Err(format!(
+            "{key:?} is not a setting name (lower-case letters, digits and . _ -, e.g. crypto.always_encrypt)"
+        ));
+    }
+    if key == DOWNSTREAM {
+        return match value.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+                    && !host
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '/') =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "{DOWNSTREAM}: {value:?} is not host:port (e.g. mail.example.com:25)"
+            )),
+        };
+    }
     if !key.starts_with("crypto.") {
         return Ok(());
     }
@@ -104,5 +128,12 @@ mod tests {
         assert!(check("crypto.colour", "red").is_err());
         assert!(check("crypto.subject_markers", "off").is_ok());
         assert!(check("anything.else", "free").is_ok());
+        assert!(check("", "x").is_err());
+        assert!(check("Upper.case", "x").is_err());
+        assert!(check("relay.downstream", "mail.corp.example:25").is_ok());
+        assert!(check("relay.downstream", "[2001:db8::1]:25").is_ok());
+        for bad in ["mail.corp.example", "host:0", ":25", "a b:25", "host:port"] {
+            assert!(check("relay.downstream", bad).is_err(), "{bad}");
+        }
     }
 }

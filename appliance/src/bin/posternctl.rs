@@ -52,6 +52,63 @@ enum What {
     /// Virtual IPs: the addresses upstream MTAs send to, held by one node at a time.
     #[command(subcommand)]
     Vip(VipCmd),
+    /// Administrators of the web GUI and API (password + TOTP).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// API tokens for scripts and Prometheus.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The latest administrative actions (GUI, API and CLI), newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// The latest mail transactions of this node, newest first (never bodies).
+    Trace {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// This node's mail counters.
+    Stats,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCmd {
+    /// Add an administrator; prints the TOTP secret for their authenticator app (once).
+    Add {
+        name: String,
+        /// File holding the password (first line).
+        #[arg(long)]
+        password_file: PathBuf,
+        /// admin or readonly.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+    /// Set an administrator's password (their TOTP secret stays).
+    Password {
+        name: String,
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token; prints it once.
+    Create {
+        name: String,
+        /// admin or readonly.
+        #[arg(long, default_value = "readonly")]
+        role: String,
+    },
+    List,
+    Revoke {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +331,33 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         What::Vip(VipCmd::Remove { address }) => Command::VipRemove {
             address: address.clone(),
         },
+        What::Admin(AdminCmd::Add {
+            name,
+            password_file,
+            role,
+        }) => Command::AdminAdd {
+            name: name.clone(),
+            password: password(password_file)?,
+            role: role.clone(),
+        },
+        What::Admin(AdminCmd::List) => Command::AdminList,
+        What::Admin(AdminCmd::Remove { name }) => Command::AdminRemove { name: name.clone() },
+        What::Admin(AdminCmd::Password {
+            name,
+            password_file,
+        }) => Command::AdminPassword {
+            name: name.clone(),
+            password: password(password_file)?,
+        },
+        What::Token(TokenCmd::Create { name, role }) => Command::TokenCreate {
+            name: name.clone(),
+            role: role.clone(),
+        },
+        What::Token(TokenCmd::List) => Command::TokenList,
+        What::Token(TokenCmd::Revoke { name }) => Command::TokenRevoke { name: name.clone() },
+        What::Audit { limit } => Command::AuditList { limit: *limit },
+        What::Trace { limit } => Command::TraceList { limit: *limit },
+        What::Stats => Command::Stats,
     })
 }
 
@@ -308,9 +392,16 @@ fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
             f.write_all(serde_json::to_string_pretty(creds)?.as_bytes())?;
             writeln!(out, "wrote {} (one join; keep it secret)", output.display())?;
         }
-        (What::Cluster(_) | What::Vip(VipCmd::List), v) => {
-            writeln!(out, "{}", serde_json::to_string_pretty(v)?)?
-        }
+        (
+            What::Cluster(_)
+            | What::Vip(VipCmd::List)
+            | What::Admin(_)
+            | What::Token(_)
+            | What::Audit { .. }
+            | What::Trace { .. }
+            | What::Stats,
+            v,
+        ) if !v.is_null() => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
             let der = openssl::base64::decode_block(b64)?;
             std::fs::write(output, der)

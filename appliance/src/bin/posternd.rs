@@ -23,6 +23,9 @@ struct Args {
     /// Cluster port, e.g. 127.0.0.1:7946 (overrides cluster.listen).
     #[arg(long, value_name = "ADDR:PORT")]
     cluster_listen: Option<String>,
+    /// HTTPS address of the admin GUI and API, e.g. 127.0.0.1:8443 (overrides web.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    web_listen: Option<String>,
     /// Downstream MTA, e.g. 127.0.0.1:10025 (overrides downstream.address).
     #[arg(long, value_name = "HOST:PORT")]
     downstream: Option<String>,
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
     let overrides = Overrides {
         listen: args.listen.clone(),
         cluster_listen: args.cluster_listen.clone(),
+        web_listen: args.web_listen.clone(),
         downstream: args.downstream.clone(),
         data_dir: args.data_dir.clone(),
     };
@@ -105,7 +109,11 @@ fn run(config: Config) -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
         // The readiness line that scripts and the image's boot test wait for.
-        tracing::info!(listen = %addr, downstream = %config.downstream.address, "posternd ready");
+        let web = daemon
+            .web_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(listen = %addr, %web, downstream = %config.downstream.address, "posternd ready");
         daemon.serve(rx).await;
         tracing::info!("posternd stopped");
         Ok(())

@@ -23,6 +23,7 @@ use crate::smtp::reply::Stage;
 use crate::smtp::session::{DownstreamFailure, DownstreamOp, DownstreamOutcome};
 
 /// A route's downstream with its prepared TLS parameters.
+#[derive(Clone)]
 pub struct Target {
     pub config: DownstreamConfig,
     /// For `opportunistic`: no verification.
@@ -88,6 +89,69 @@ impl Target {
             tls_any,
             tls_verified,
         })
+    }
+}
+
+/// The downstream targets in force: the default route (index 0) and the routes by domain.
+/// The default's address can change at run time (the replicated `relay.downstream`
+/// setting); each new session takes the targets current when it starts.
+#[derive(Debug)]
+pub struct Targets {
+    current: std::sync::RwLock<Arc<Vec<Target>>>,
+    /// The default route as the configuration file gives it.
+    base: DownstreamConfig,
+}
+
+impl Targets {
+    pub fn new(targets: Vec<Target>) -> Targets {
+        let base = targets
+            .first()
+            .map(|t| t.config.clone())
+            .unwrap_or_else(|| DownstreamConfig {
+                address: String::new(),
+                tls: DownstreamTls::Opportunistic,
+                ca_file: None,
+                tls_name: None,
+                connect_timeout: Duration::from_secs(30),
+                command_timeout: Duration::from_secs(300),
+                data_timeout: Duration::from_secs(540),
+            });
+        Targets {
+            current: std::sync::RwLock::new(Arc::new(targets)),
+            base,
+        }
+    }
+
+    pub fn current(&self) -> Arc<Vec<Target>> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The default downstream's address now.
+    pub fn default_address(&self) -> String {
+        self.current()
+            .first()
+            .map(|t| t.config.address.clone())
+            .unwrap_or_default()
+    }
+
+    /// Points the default route at `address` (None: back to the configuration file's).
+    pub fn set_default(&self, address: Option<&str>) -> Result<(), TargetError> {
+        let mut config = self.base.clone();
+        if let Some(a) = address {
+            config.address = a.to_owned();
+        }
+        if config.address == self.default_address() {
+            return Ok(());
+        }
+        let target = Target::new(config)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut next: Vec<Target> = current.iter().cloned().collect();
+        match next.first_mut() {
+            Some(first) => *first = target,
+            None => next.push(target),
+        }
+        *current = Arc::new(next);
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! The relay: the tokio side of the mail path. `server` accepts upstream connections and
 //! drives each [`Session`](crate::smtp::session::Session); `downstream` talks to the
-//! downstream MTA; `limits` caps connections.
+//! downstream MTA; `limits` caps connections; `trace` keeps the message trace and counters.
 
 pub mod downstream;
 pub mod limits;
 pub mod ratelog;
 pub mod server;
+pub mod trace;

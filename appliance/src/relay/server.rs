@@ -14,10 +14,11 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
-use super::downstream::{Downstream, Target};
+use super::downstream::{Downstream, Targets};
 use super::limits::ConnectionLimits;
 use super::ratelog::RateLimitedLog;
 use crate::policy::Policy;
+use crate::relay::trace::{Record, Trace};
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::{
     ConnectionInfo, DownstreamOp, DownstreamOutcome, Event, Session, SessionConfig,
@@ -28,9 +29,11 @@ pub struct Relay {
     pub session: Arc<SessionConfig>,
     pub policy: Arc<dyn Policy>,
     pub tls: Option<TlsAcceptor>,
-    pub targets: Arc<Vec<Target>>,
+    pub targets: Arc<Targets>,
     pub limits: Arc<ConnectionLimits>,
     pub tls_handshake_timeout: Duration,
+    /// The message trace and counters of this node.
+    pub trace: Arc<Trace>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -125,11 +128,21 @@ async fn run(
     relay: Arc<Relay>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let info = ConnectionInfo { id, peer };
+    relay
+        .trace
+        .sessions
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let info = ConnectionInfo {
+        id: id.clone(),
+        peer,
+    };
     let mut session = Session::new(Arc::clone(&relay.session), Arc::clone(&relay.policy), info);
-    let mut downstream = Downstream::new(Arc::clone(&relay.targets), &relay.session.hostname);
+    let mut downstream = Downstream::new(relay.targets.current(), &relay.session.hostname);
     let mut driver = Driver {
         policy: Arc::clone(&relay.policy),
+        trace: Arc::clone(&relay.trace),
+        id,
+        peer,
         session: &mut session,
         downstream: &mut downstream,
         input: Vec::with_capacity(READ_CHUNK),
@@ -172,6 +185,9 @@ enum End<S> {
 
 struct Driver<'a> {
     policy: Arc<dyn Policy>,
+    trace: Arc<Trace>,
+    id: String,
+    peer: SocketAddr,
     session: &'a mut Session,
     downstream: &'a mut Downstream,
     input: Vec<u8>,
@@ -214,11 +230,22 @@ impl Driver<'_> {
                     return Ok(End::StartTls(stream));
                 }
                 Event::Downstream(op) => {
+                    let mut record = self.trace_record(&op);
                     let outcome = match self.apply_policy(op).await {
-                        Ok(op) => self.downstream.execute(op).await,
+                        Ok((op, treatment)) => {
+                            if let (Some(rec), Some(t)) = (record.as_mut(), treatment) {
+                                rec.treatment = t;
+                            }
+                            self.downstream.execute(op).await
+                        }
                         Err(r) => DownstreamOutcome::Local(r),
                     };
                     let r = self.session.downstream_done(outcome);
+                    if let Some(mut rec) = record {
+                        rec.code = r.code;
+                        rec.reply = r.to_string();
+                        self.trace.record(rec);
+                    }
                     log_reply(&r);
                     out.extend_from_slice(&r.encode());
                 }
@@ -235,9 +262,44 @@ impl Driver<'_> {
         }
     }
 
+    /// The trace entry of a delivery (envelope and size; treatment and reply come later).
+    fn trace_record(&self, op: &DownstreamOp) -> Option<Record> {
+        let DownstreamOp::Deliver {
+            message,
+            sender,
+            recipients,
+            treatment,
+            ..
+        } = op
+        else {
+            return None;
+        };
+        Some(Record {
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            session: self.id.clone(),
+            peer: self.peer.to_string(),
+            sender: sender.address.clone(),
+            recipients: recipients.iter().map(|r| r.address.clone()).collect(),
+            size: message.len(),
+            treatment: match treatment.as_ref().map(|t| &t.class) {
+                None | Some(postern_crypto::policy::Class::Pass) => "relayed as is".into(),
+                Some(_) => String::new(),
+            },
+            code: 0,
+            reply: String::new(),
+        })
+    }
+
     /// Runs the policy over a message before it goes downstream: signing and encryption are
-    /// CPU work, done on the blocking pool so other sessions keep moving.
-    async fn apply_policy(&self, op: DownstreamOp) -> Result<DownstreamOp, Reply> {
+    /// CPU work, done on the blocking pool so other sessions keep moving. Returns the
+    /// message to send and, when the policy acted, its explanation.
+    async fn apply_policy(
+        &self,
+        op: DownstreamOp,
+    ) -> Result<(DownstreamOp, Option<String>), Reply> {
         let DownstreamOp::Deliver {
             tx,
             message,
@@ -246,17 +308,20 @@ impl Driver<'_> {
             recipients,
         } = op
         else {
-            return Ok(op);
+            return Ok((op, None));
         };
         // Pass-through mail is relayed as it came: no trip through the blocking pool.
         if treatment.class == postern_crypto::policy::Class::Pass {
-            return Ok(DownstreamOp::Deliver {
-                tx,
-                message,
-                treatment: Some(treatment),
-                sender,
-                recipients,
-            });
+            return Ok((
+                DownstreamOp::Deliver {
+                    tx,
+                    message,
+                    treatment: Some(treatment),
+                    sender,
+                    recipients,
+                },
+                None,
+            ));
         }
         let policy = Arc::clone(&self.policy);
         let job = tokio::task::spawn_blocking(move || {
@@ -266,13 +331,16 @@ impl Driver<'_> {
         match job.await {
             Ok((Ok(processed), treatment, sender, recipients)) => {
                 tracing::info!(policy = %processed.explanation, "message processed");
-                Ok(DownstreamOp::Deliver {
-                    tx,
-                    message: processed.message,
-                    treatment: Some(treatment),
-                    sender,
-                    recipients,
-                })
+                Ok((
+                    DownstreamOp::Deliver {
+                        tx,
+                        message: processed.message,
+                        treatment: Some(treatment),
+                        sender,
+                        recipients,
+                    },
+                    Some(processed.explanation.to_string()),
+                ))
             }
             Ok((Err(reply), ..)) => Err(reply),
             Err(e) => {

@@ -1,0 +1,458 @@
+//! The OpenAPI 3.0 document of `/api/v1`, served at `/api/v1/openapi.json`. Written out here
+//! beside the routes ([`crate::api`]). The end-to-end tests send an unauthenticated request
+//! to every operation it lists (each must answer 401, not 404) and run schemathesis
+//! against it.
+
+use serde_json::{Value, json};
+
+/// One operation: method, path, summary, request body schema, reply schema, whether it
+/// needs no authentication.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<Value>,
+    reply: Value,
+    public: bool,
+}
+
+fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<Value>,
+    reply: Value,
+) -> Op {
+    Op {
+        method,
+        path,
+        summary,
+        body,
+        reply,
+        public: false,
+    }
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props })
+}
+
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+
+fn any() -> Value {
+    json!({})
+}
+
+fn ops() -> Vec<Op> {
+    let cert = obj(
+        &["serial", "not_before", "not_after"],
+        json!({ "serial": string(), "not_before": {"type": "integer"}, "not_after": {"type": "integer"} }),
+    );
+    let user = obj(
+        &["address", "smime", "pgp"],
+        json!({ "address": string(), "smime": {"type": "array", "items": cert}, "pgp": {"type": "array", "items": string()} }),
+    );
+    let partner = obj(
+        &["address", "smime", "pgp"],
+        json!({ "address": string(), "smime": {"type": "array", "items": cert}, "smime_gcm": {"type": "boolean"}, "pgp": {"type": "array", "items": string()} }),
+    );
+    let data = obj(&["data"], json!({ "data": string(), "password": string() }));
+    let address = obj(&["address"], json!({ "address": string() }));
+    let password = obj(&["password"], json!({ "password": string() }));
+    let list = |items: Value| json!({ "type": "array", "items": items });
+    let mut setup = op(
+        "post",
+        "/setup",
+        "First-boot setup: the first administrator, internal domains, downstream MTA (only while the cluster has no administrator)",
+        Some(obj(
+            &["admin", "password"],
+            json!({ "admin": string(), "password": string(), "domains": list(string()), "downstream": string() }),
+        )),
+        obj(
+            &["admin", "totp_secret", "totp_uri"],
+            json!({ "admin": string(), "totp_secret": string(), "totp_uri": string() }),
+        ),
+    );
+    setup.public = true;
+    let mut setup_status = op(
+        "get",
+        "/setup",
+        "Whether the cluster has been set up",
+        None,
+        obj(
+            &["setup_done"],
+            json!({ "setup_done": {"type": "boolean"} }),
+        ),
+    );
+    setup_status.public = true;
+    vec![
+        setup_status,
+        setup,
+        op(
+            "get",
+            "/openapi.json",
+            "This document",
+            None,
+            json!({"type": "object"}),
+        ),
+        op(
+            "get",
+            "/status",
+            "Cluster status: members, leader, term, applied index, lag",
+            None,
+            json!({"type": "object"}),
+        ),
+        op(
+            "get",
+            "/stats",
+            "This node's mail counters",
+            None,
+            json!({"type": "object"}),
+        ),
+        op(
+            "get",
+            "/users",
+            "Internal users and their keys",
+            None,
+            list(user.clone()),
+        ),
+        op(
+            "post",
+            "/users",
+            "Enrol a user: S/MIME and OpenPGP keys are made",
+            Some(address.clone()),
+            user.clone(),
+        ),
+        op(
+            "delete",
+            "/users/{address}",
+            "Remove a user and their keys",
+            None,
+            any(),
+        ),
+        op(
+            "get",
+            "/users/{address}/certificate",
+            "A user's certificates (PEM)",
+            None,
+            string(),
+        ),
+        op(
+            "get",
+            "/users/{address}/openpgp",
+            "A user's OpenPGP public keys (armored)",
+            None,
+            string(),
+        ),
+        op(
+            "post",
+            "/users/{address}/pkcs12",
+            "A user's S/MIME identity as PKCS#12 (base64) under a password",
+            Some(password.clone()),
+            string(),
+        ),
+        op(
+            "post",
+            "/import/pkcs12",
+            "Import a PKCS#12 bundle (base64) as a user's S/MIME identity",
+            Some(data.clone()),
+            user.clone(),
+        ),
+        op(
+            "post",
+            "/import/openpgp-secret",
+            "Import an OpenPGP secret key (base64) as a user's key",
+            Some(data.clone()),
+            user,
+        ),
+        op(
+            "post",
+            "/import/public",
+            "Import partner certificates (PEM) or OpenPGP public keys (base64)",
+            Some(data.clone()),
+            list(string()),
+        ),
+        op(
+            "get",
+            "/partners",
+            "Harvested and imported partner keys",
+            None,
+            list(partner),
+        ),
+        op(
+            "post",
+            "/trust",
+            "Add S/MIME trust anchors (base64 of PEM)",
+            Some(data),
+            json!({"type": "integer"}),
+        ),
+        op(
+            "get",
+            "/ca",
+            "The built-in CA certificate (PEM)",
+            None,
+            string(),
+        ),
+        op(
+            "post",
+            "/rollover",
+            "Run the key rollover check now",
+            None,
+            list(string()),
+        ),
+        op(
+            "get",
+            "/settings",
+            "Every replicated setting",
+            None,
+            json!({"type": "object", "additionalProperties": string()}),
+        ),
+        op(
+            "get",
+            "/settings/{key}",
+            "One replicated setting (null when unset)",
+            None,
+            json!({"type": "string", "nullable": true}),
+        ),
+        op(
+            "put",
+            "/settings/{key}",
+            "Set a replicated setting",
+            Some(obj(&["value"], json!({ "value": string() }))),
+            any(),
+        ),
+        op(
+            "delete",
+            "/settings/{key}",
+            "Unset a replicated setting",
+            None,
+            any(),
+        ),
+        op(
+            "post",
+            "/cluster/credentials",
+            "Export credentials with a one-time join token",
+            Some(obj(
+                &[],
+                json!({ "ttl_secs": {"type": "integer", "minimum": 0} }),
+            )),
+            json!({"type": "object"}),
+        ),
+        op(
+            "post",
+            "/cluster/join",
+            "Join the cluster the credentials name through the member at peer",
+            Some(obj(
+                &["credentials", "peer"],
+                json!({ "credentials": string(), "peer": string() }),
+            )),
+            json!({"type": "object"}),
+        ),
+        op(
+            "delete",
+            "/cluster/members/{id}",
+            "Take a member out of the cluster",
+            None,
+            any(),
+        ),
+        op(
+            "get",
+            "/vips",
+            "Virtual IPs, holders and leases",
+            None,
+            any(),
+        ),
+        op(
+            "post",
+            "/vips",
+            "Configure a virtual IP",
+            Some(obj(
+                &["address", "interface"],
+                json!({ "address": string(), "interface": string(), "preferred": list(json!({"type": "integer", "minimum": 0})) }),
+            )),
+            any(),
+        ),
+        op(
+            "post",
+            "/vips/move",
+            "Move a virtual IP to a node",
+            Some(obj(
+                &["address", "to"],
+                json!({ "address": string(), "to": {"type": "integer", "minimum": 0} }),
+            )),
+            any(),
+        ),
+        op(
+            "post",
+            "/vips/remove",
+            "Stop serving a virtual IP",
+            Some(address),
+            any(),
+        ),
+        op(
+            "get",
+            "/admins",
+            "Administrators and their roles",
+            None,
+            list(obj(
+                &["name", "role"],
+                json!({ "name": string(), "role": string(), "created": {"type": "integer"} }),
+            )),
+        ),
+        op(
+            "post",
+            "/admins",
+            "Add an administrator (the reply carries the TOTP secret)",
+            Some(obj(
+                &["name", "password"],
+                json!({ "name": string(), "password": string(), "role": {"type": "string", "enum": ["admin", "readonly"]} }),
+            )),
+            json!({"type": "object"}),
+        ),
+        op(
+            "delete",
+            "/admins/{name}",
+            "Remove an administrator",
+            None,
+            any(),
+        ),
+        op(
+            "put",
+            "/admins/{name}/password",
+            "Set an administrator's password",
+            Some(password),
+            any(),
+        ),
+        op(
+            "get",
+            "/tokens",
+            "API tokens (names and roles only)",
+            None,
+            list(json!({"type": "object"})),
+        ),
+        op(
+            "post",
+            "/tokens",
+            "Create an API token (shown once)",
+            Some(obj(
+                &["name"],
+                json!({ "name": string(), "role": {"type": "string", "enum": ["admin", "readonly"]} }),
+            )),
+            obj(
+                &["name", "token"],
+                json!({ "name": string(), "role": string(), "token": string() }),
+            ),
+        ),
+        op(
+            "delete",
+            "/tokens/{name}",
+            "Revoke an API token",
+            None,
+            any(),
+        ),
+        op(
+            "get",
+            "/audit",
+            "The latest administrative actions, newest first",
+            None,
+            list(json!({"type": "object"})),
+        ),
+        op(
+            "get",
+            "/trace",
+            "This node's latest mail transactions, newest first (never bodies)",
+            None,
+            list(json!({"type": "object"})),
+        ),
+        op(
+            "put",
+            "/web-certificate",
+            "Set the HTTPS certificate and key (PEM) of every node's web server",
+            Some(obj(
+                &["cert", "key"],
+                json!({ "cert": string(), "key": string() }),
+            )),
+            any(),
+        ),
+    ]
+}
+
+fn error_response(what: &str) -> Value {
+    json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema = if name == "id" {
+                json!({ "type": "integer", "minimum": 0 })
+            } else if name == "key" {
+                json!({ "type": "string", "pattern": crate::command::SETTING_KEY_PATTERN })
+            } else {
+                json!({ "type": "string", "minLength": 1 })
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
+        .collect()
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for o in ops() {
+        let mut operation = json!({
+            "summary": o.summary,
+            "operationId": format!("{}{}", o.method, o.path.replace(['/', '{', '}', '.', '-'], "_")),
+            "responses": {
+                "200": { "description": "Done", "content": { "application/json": { "schema": o.reply } } },
+                "400": error_response("The request is malformed or cannot be done"),
+                "401": error_response("Authentication required"),
+                "403": error_response("The caller's role does not allow it, or a CSRF token is missing"),
+                "404": error_response("The thing named does not exist"),
+                "409": error_response("It conflicts with the cluster's state"),
+                "503": error_response("The cluster cannot commit or confirm now (no quorum)"),
+            },
+        });
+        let p = params(o.path);
+        if !p.is_empty() {
+            operation["parameters"] = Value::Array(p);
+        }
+        if matches!(o.path, "/audit" | "/trace") {
+            operation["parameters"] = json!([{ "name": "limit", "in": "query", "required": false,
+                "schema": { "type": "integer", "minimum": 0, "maximum": crate::api::MAX_LIMIT } }]);
+        }
+        if let Some(b) = o.body {
+            operation["requestBody"] =
+                json!({ "required": true, "content": { "application/json": { "schema": b } } });
+        }
+        if o.public {
+            operation["security"] = json!([]);
+        }
+        let entry = paths.entry(o.path.to_owned()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Postern admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Manage a Postern secure-mail gateway cluster: users and keys, partners, settings, cluster membership, virtual IPs, administrators, audit log and message trace. The web GUI and posternctl use the same command layer.",
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "kind"],
+                    "properties": { "error": { "type": "string" }, "kind": { "type": "string" } },
+                },
+            },
+        },
+        "paths": paths,
+    })
+}
