@@ -7,9 +7,16 @@ set -euo pipefail
 # Build: a C compiler for ring; OpenSSL headers for S/MIME and sequoia's OpenSSL backend
 # (whose bindings need libclang); Debian's RocksDB for the cluster state (.cargo/config.toml
 # links it instead of building the bundled C++). Tests: Postfix (smtpd, smtp-sink,
-# smtp-source), openssl and gpg as real peers. Demo: swaks to send a test message.
+# smtp-source), openssl and gpg as real peers; Debian's Chromium and ChromeDriver for the
+# web GUI's tests (no test tool downloads a browser). Demo: swaks to send a test message.
 PACKAGES=(build-essential pkg-config libssl-dev libclang-dev librocksdb-dev ca-certificates
-  openssl gnupg postfix swaks libnet-ssleay-perl procps iproute2)
+  openssl gnupg postfix swaks libnet-ssleay-perl procps iproute2 chromium chromium-driver
+  python3-venv)
+
+# schemathesis (PyPI) checks the REST API against its OpenAPI document (web GUI tests); it
+# lives in its own virtual environment outside the clone.
+PYENV_DIR=/var/tmp/postern-py
+SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -45,4 +52,9 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+if ! "$PYENV_DIR/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $PYENV_DIR"
+  python3 -m venv "$PYENV_DIR"
+  "$PYENV_DIR/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 say "setup done"

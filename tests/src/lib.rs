@@ -6,7 +6,9 @@
 //! installed skip with a printed reason, unless `REQUIRE_PEERS=1` (set by `.ci/run`), which
 //! turns the skip into a failure.
 
+pub mod browser;
 pub mod client;
+pub mod https;
 pub mod load;
 pub mod netns;
 pub mod pki;

@@ -47,6 +47,9 @@ pub fn binary() -> PathBuf {
 pub struct Posternd {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// Where its HTTPS server (GUI, API) listens: beside `addr`, on a port of its own
+    /// (unless the test's configuration has a `[web]` section).
+    pub web: SocketAddr,
     pub dir: Scratch,
     downstream: String,
     starts: u32,
@@ -129,11 +132,18 @@ impl Posternd {
                 .arg(&dir.path)
                 .status();
         }
-        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}");
+        let web = SocketAddr::new(addr.ip(), free_port());
+        let web_section = if body.contains("[web]") {
+            String::new()
+        } else {
+            format!("\n[web]\nlisten = \"{web}\"\n")
+        };
+        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}{web_section}");
         std::fs::write(dir.join("postern.toml"), config).expect("write config");
         let mut p = Posternd {
             child: None,
             addr,
+            web,
             dir,
             downstream: downstream.to_owned(),
             starts: 0,
@@ -238,6 +248,18 @@ impl Posternd {
     /// The self-signed certificate generated on first start.
     pub fn certificate_pem(&self) -> Vec<u8> {
         std::fs::read(self.dir.join("data/tls/server.crt")).expect("generated certificate")
+    }
+
+    /// The base URL of its GUI and API.
+    pub fn web_url(&self) -> String {
+        format!("https://{}", self.web)
+    }
+
+    /// An HTTPS client of its GUI and API that trusts exactly its self-signed certificate.
+    pub fn web_client(&self) -> crate::https::Client {
+        let pem = std::fs::read_to_string(self.dir.join("data/web/self-signed.crt"))
+            .expect("the web server's self-signed certificate");
+        crate::https::Client::pinned(self.web, &pem).expect("HTTPS client")
     }
 }
 

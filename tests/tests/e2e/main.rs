@@ -5,3 +5,4 @@ mod cluster;
 mod crypto;
 mod relay;
 mod vip;
+mod webgui;
