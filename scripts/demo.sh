@@ -3,7 +3,8 @@
 # 127.0.0.1:2525, relaying to a demo downstream (Postfix's smtp-sink on 127.0.0.1:2526)
 # that writes every message it accepts into $POSTERN_DEMO_DIR/mail. corp.example is the
 # protected domain and alice@corp.example an enrolled user, so her outbound mail is signed.
-# Ctrl-C stops both.
+# The admin GUI is on https://127.0.0.1:8443: its first page sets the node up (first
+# administrator with password + TOTP). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ DEMO=${POSTERN_DEMO_DIR:-/tmp/postern-demo}
 LISTEN=${POSTERN_DEMO_LISTEN:-127.0.0.1:2525}
 SINK=${POSTERN_DEMO_SINK:-127.0.0.1:2526}
 CLUSTER=${POSTERN_DEMO_CLUSTER:-127.0.0.1:7946}
+WEB=${POSTERN_DEMO_WEB:-127.0.0.1:8443}
 
 printf '==> building posternd (release)\n' >&2
 cargo build --release --quiet -p postern --bin posternd --bin posternctl
@@ -45,6 +47,8 @@ cat >&2 <<EOT
 ==> Postern demo
     posternd listens on   $LISTEN  (SMTP, STARTTLS with a self-signed certificate)
     cluster port          $CLUSTER  (a single-member cluster; posternctl cluster status)
+    admin GUI and API     https://$WEB  (self-signed certificate; the first page sets up
+                          the first administrator: password + authenticator app code)
     demo downstream on    $SINK  (smtp-sink; messages land in $DEMO/mail)
     configuration         $DEMO/postern.toml (the example, protecting corp.example)
     manage keys with      $CTL --data-dir $DEMO/data user list
@@ -58,4 +62,4 @@ cat >&2 <<EOT
 
 EOT
 "$BIN" --config "$DEMO/postern.toml" --listen "$LISTEN" --downstream "$SINK" --data-dir "$DEMO/data" \
-  --cluster-listen "$CLUSTER"
+  --cluster-listen "$CLUSTER" --web-listen "$WEB"

@@ -10,6 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::App;
 use crate::app::{ApiCaller, api_error};
@@ -69,9 +71,18 @@ fn reply(r: crate::command::Response) -> Response {
     api_error(status, r.error.as_deref().unwrap_or("failed"))
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    b.map(|Json(t)| t)
-        .map_err(|e| api_error(StatusCode::BAD_REQUEST, &e.body_text()))
+/// A JSON request body: an object (serde would also take an array for a struct), then the
+/// operation's fields.
+fn body<T: DeserializeOwned>(b: Result<Json<Value>, JsonRejection>) -> Result<T, Response> {
+    let Json(v) = b.map_err(|e| api_error(StatusCode::BAD_REQUEST, &e.body_text()))?;
+    if !v.is_object() {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(v)
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")))
 }
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Response> {
@@ -126,11 +137,11 @@ struct SetupBody {
 }
 
 /// First-boot setup over the API: only while the cluster has no administrator.
-async fn setup(State(app): State<App>, b: Result<Json<SetupBody>, JsonRejection>) -> Response {
+async fn setup(State(app): State<App>, b: Result<Json<Value>, JsonRejection>) -> Response {
     if app.backend().setup_done() {
         return api_error(StatusCode::CONFLICT, "this cluster has already been set up");
     }
-    let b = input!(body(b));
+    let b = input!(body::<SetupBody>(b));
     let actor = Actor {
         name: b.admin.clone(),
         role: Role::Admin,
@@ -170,9 +181,9 @@ struct AddressBody {
 async fn user_enrol(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<AddressBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<AddressBody>(b));
     exec(&app, &who, Command::UserEnrol { address: b.address }).await
 }
 
@@ -212,10 +223,10 @@ async fn user_pkcs12(
     State(app): State<App>,
     who: ApiCaller,
     p: Result<Path<String>, PathRejection>,
-    b: Result<Json<PasswordBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     let address = input!(path(p));
-    let b = input!(body(b));
+    let b = input!(body::<PasswordBody>(b));
     exec(
         &app,
         &who,
@@ -237,9 +248,9 @@ struct DataBody {
 async fn import_pkcs12(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<DataBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<DataBody>(b));
     exec(
         &app,
         &who,
@@ -254,18 +265,18 @@ async fn import_pkcs12(
 async fn import_pgp_secret(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<DataBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<DataBody>(b));
     exec(&app, &who, Command::ImportPgpSecret { data: b.data }).await
 }
 
 async fn import_public(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<DataBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<DataBody>(b));
     exec(&app, &who, Command::ImportPublic { data: b.data }).await
 }
 
@@ -276,9 +287,9 @@ async fn partner_list(State(app): State<App>, who: ApiCaller) -> Response {
 async fn trust_add(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<DataBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<DataBody>(b));
     exec(&app, &who, Command::TrustAdd { data: b.data }).await
 }
 
@@ -312,10 +323,10 @@ async fn setting_set(
     State(app): State<App>,
     who: ApiCaller,
     p: Result<Path<String>, PathRejection>,
-    b: Result<Json<ValueBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     let key = input!(path(p));
-    let b = input!(body(b));
+    let b = input!(body::<ValueBody>(b));
     exec(
         &app,
         &who,
@@ -349,9 +360,9 @@ fn default_ttl() -> u64 {
 async fn cluster_credentials(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<TtlBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<TtlBody>(b));
     exec(
         &app,
         &who,
@@ -371,9 +382,9 @@ struct JoinBody {
 async fn cluster_join(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<JoinBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<JoinBody>(b));
     exec(
         &app,
         &who,
@@ -409,9 +420,9 @@ struct VipBody {
 async fn vip_add(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<VipBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<VipBody>(b));
     exec(
         &app,
         &who,
@@ -433,9 +444,9 @@ struct VipMoveBody {
 async fn vip_move(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<VipMoveBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<VipMoveBody>(b));
     exec(
         &app,
         &who,
@@ -450,9 +461,9 @@ async fn vip_move(
 async fn vip_remove(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<AddressBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<AddressBody>(b));
     exec(&app, &who, Command::VipRemove { address: b.address }).await
 }
 
@@ -475,9 +486,9 @@ fn default_role() -> String {
 async fn admin_add(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<AdminBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<AdminBody>(b));
     exec(
         &app,
         &who,
@@ -503,10 +514,10 @@ async fn admin_password(
     State(app): State<App>,
     who: ApiCaller,
     p: Result<Path<String>, PathRejection>,
-    b: Result<Json<PasswordBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     let name = input!(path(p));
-    let b = input!(body(b));
+    let b = input!(body::<PasswordBody>(b));
     exec(
         &app,
         &who,
@@ -532,9 +543,9 @@ struct TokenBody {
 async fn token_create(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<TokenBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<TokenBody>(b));
     exec(
         &app,
         &who,
@@ -605,9 +616,9 @@ struct CertBody {
 async fn web_certificate(
     State(app): State<App>,
     who: ApiCaller,
-    b: Result<Json<CertBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let b = input!(body(b));
+    let b = input!(body::<CertBody>(b));
     exec(
         &app,
         &who,
