@@ -14,6 +14,7 @@ pub mod netns;
 pub mod pki;
 pub mod posternd;
 pub mod postfix;
+pub mod qemu;
 pub mod sink;
 
 use std::net::TcpListener;
