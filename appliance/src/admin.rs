@@ -302,8 +302,16 @@ impl Handler {
                 Ok(c)
             }
             Command::WebTlsSet { cert, key } => self.web_tls_set(cert, key).await,
+            Command::Hardware => self.hardware_json().await,
             _ => return None,
         })
+    }
+
+    /// This node's hardware and every node's summary from the cluster state.
+    async fn hardware_json(&self) -> Outcome {
+        let mut v = self.hardware.json();
+        v["cluster"] = json!(self.state().await?.hardware);
+        Ok(v)
     }
 
     /// The state after a read barrier (admin reads are linearizable).
@@ -640,6 +648,7 @@ impl Handler {
                 held,
             );
         }
+        self.hardware.metrics(&mut out);
         out
     }
 }

@@ -580,6 +580,7 @@ impl Cluster {
     pub async fn run_vips(
         &self,
         targets: Arc<Targets>,
+        hardware: Arc<crate::hardware::Monitor>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let kernel = match kernel::Kernel::new() {
@@ -597,7 +598,10 @@ impl Cluster {
                 agent.step(&handle).await;
                 if tokio::time::Instant::now() >= next_probe {
                     next_probe = tokio::time::Instant::now() + HEALTH_EVERY;
-                    let reason = probe(&targets.default_address()).await;
+                    let mut reason = probe(&targets.default_address()).await;
+                    if reason.is_empty() {
+                        reason = hardware.vip_reason();
+                    }
                     let me = m.info.node_id;
                     if reported.as_ref() != Some(&(me, reason.clone())) {
                         let cmd = ClusterCommand::SetHealth {

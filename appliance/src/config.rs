@@ -25,6 +25,25 @@ pub struct Config {
     pub crypto: CryptoConfig,
     pub cluster: ClusterConfig,
     pub web: WebConfig,
+    pub hardware: HardwareConfig,
+}
+
+/// Hardware monitoring and the watchdog (DESIGN.md §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HardwareConfig {
+    /// Read sensors and evaluate health.
+    pub enabled: bool,
+    pub interval: Duration,
+    /// Where sysfs is (a recorded tree for diagnosis and tests).
+    pub sys_root: PathBuf,
+    /// The BMC's device (read with ipmitool); absent: no IPMI.
+    pub ipmi_device: String,
+    /// Instead of the BMC: recorded `sdr.txt`/`sel.txt` in this directory.
+    pub ipmi_recorded: Option<PathBuf>,
+    /// The watchdog device to pet while healthy; none: no watchdog.
+    pub watchdog: Option<PathBuf>,
+    /// Where to send a mail when a PSU, fan, disk or temperature goes bad.
+    pub alert_to: Option<String>,
 }
 
 /// The HTTPS server of the admin GUI and the REST API.
@@ -224,6 +243,7 @@ impl Reader {
                 "crypto",
                 "cluster",
                 "web",
+                "hardware",
             ],
         );
         let empty = Table::new();
@@ -234,6 +254,7 @@ impl Reader {
         let crypto = self.section(root, "crypto").unwrap_or(&empty);
         let cluster = self.section(root, "cluster").unwrap_or(&empty);
         let web = self.section(root, "web").unwrap_or(&empty);
+        let hardware = self.section(root, "hardware").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
@@ -243,6 +264,7 @@ impl Reader {
             crypto: self.crypto(crypto),
             cluster: self.cluster(cluster),
             web: self.web(web),
+            hardware: self.hardware(hardware),
         };
         self.check(&config);
         config
@@ -493,6 +515,52 @@ impl Reader {
                 "rollover_interval",
                 Duration::from_secs(3600),
             ),
+        }
+    }
+
+    fn hardware(&mut self, t: &Table) -> HardwareConfig {
+        self.known(
+            t,
+            "hardware.",
+            &[
+                "enabled",
+                "interval",
+                "sys_root",
+                "ipmi_device",
+                "ipmi_recorded",
+                "watchdog",
+                "alert_to",
+            ],
+        );
+        let interval = self.duration(t, "hardware.", "interval", Duration::from_secs(10));
+        if interval < Duration::from_secs(1) {
+            self.errors
+                .push("hardware.interval: must be at least 1s".into());
+        }
+        let alert_to = self
+            .opt_string(t, "hardware.", "alert_to")
+            .filter(|a| !a.is_empty());
+        if let Some(a) = &alert_to
+            && (!a.contains('@') || a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>'))
+        {
+            self.errors.push(format!(
+                "hardware.alert_to: {a:?} is not a mail address (e.g. ops@example.com)"
+            ));
+        }
+        HardwareConfig {
+            enabled: self.flag(t, "hardware.", "enabled", true),
+            interval,
+            sys_root: PathBuf::from(self.string(t, "hardware.", "sys_root", "/sys")),
+            ipmi_device: self.string(t, "hardware.", "ipmi_device", "/dev/ipmi0"),
+            ipmi_recorded: self
+                .opt_string(t, "hardware.", "ipmi_recorded")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            watchdog: self
+                .opt_string(t, "hardware.", "watchdog")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            alert_to,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Handler {
     pub trace: Arc<crate::relay::trace::Trace>,
     /// This node's name (the TOTP issuer, page titles).
     pub node_name: String,
+    /// This node's hardware health.
+    pub hardware: Arc<crate::hardware::Monitor>,
 }
 
 fn b64d(s: &str) -> Result<Vec<u8>, String> {

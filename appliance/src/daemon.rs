@@ -62,6 +62,8 @@ pub struct Daemon {
     targets: Arc<Targets>,
     /// The HTTPS listener of the GUI and API, and its TLS configuration.
     web: (TcpListener, rustls::ServerConfig),
+    hostname: String,
+    watchdog: Option<std::path::PathBuf>,
     rollover_interval: std::time::Duration,
 }
 
@@ -150,6 +152,7 @@ impl Daemon {
             web,
             trace,
             node_name: config.server.hostname.clone(),
+            hardware: crate::hardware::Monitor::new(config.hardware.clone()),
         };
         let web_addr = config.web.listen;
         let web_listener =
@@ -179,6 +182,8 @@ impl Daemon {
             handler,
             targets,
             web: (web_listener, web_tls),
+            hostname: config.server.hostname.clone(),
+            watchdog: config.hardware.watchdog.clone(),
             rollover_interval: crypto.rollover_interval,
         })
     }
@@ -200,7 +205,9 @@ impl Daemon {
         let cluster = Arc::clone(&self.handler.cluster);
         let vip_stop = shutdown.clone();
         let targets = Arc::clone(&self.targets);
-        let vips = tokio::spawn(async move { cluster.run_vips(targets, vip_stop).await });
+        let vip_hardware = Arc::clone(&self.handler.hardware);
+        let vips =
+            tokio::spawn(async move { cluster.run_vips(targets, vip_hardware, vip_stop).await });
         let (web_listener, web_tls) = self.web;
         let app = postern_webgui::App::new(Arc::new(GuiBackend {
             handler: self.handler.clone(),
@@ -211,13 +218,77 @@ impl Daemon {
             web_tls,
             shutdown.clone(),
         ));
+        let monitor = Arc::clone(&self.handler.hardware);
+        let hardware = tokio::spawn(crate::hardware::run(
+            Arc::clone(&monitor),
+            self.handler.clone(),
+            Arc::clone(&self.targets),
+            self.hostname.clone(),
+            shutdown.clone(),
+        ));
+        let beat = tokio::spawn(heartbeat(self.handler.clone()));
+        let stop_dog = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dog = match &self.watchdog {
+            Some(path) => match crate::hardware::start_watchdog(
+                path,
+                Arc::clone(&monitor),
+                WATCHDOG_STALE,
+                Arc::clone(&stop_dog),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "no hardware watchdog");
+                    None
+                }
+            },
+            None => None,
+        };
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
         control.abort();
         keeper.abort();
         web.abort();
+        hardware.abort();
+        beat.abort();
+        // A deliberate stop: disarm the watchdog (a crash leaves it armed, on purpose).
+        stop_dog.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = dog {
+            let _ = t.join();
+        }
         // Give the virtual IPs up before the process ends (their lifetime would anyway).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), vips).await;
         self.handler.cluster.stop().await;
+    }
+}
+
+/// How old the heartbeat may get before the watchdog is no longer petted.
+const WATCHDOG_STALE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The async side's sign of life for the watchdog, every second while this node is
+/// healthy: its runtime runs (this task is scheduled) and its cluster member answers with a
+/// known leader (or it is a cluster of one).
+async fn heartbeat(handler: Handler) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut was_healthy = true;
+    loop {
+        tick.tick().await;
+        let healthy = handler
+            .cluster
+            .local_status()
+            .await
+            .is_some_and(|s| s.leader != 0 || s.state.members.len() <= 1);
+        if healthy {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            handler
+                .hardware
+                .heartbeat
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+        } else if was_healthy {
+            tracing::warn!("the cluster has no leader this node can reach: it counts as unhealthy");
+        }
+        was_healthy = healthy;
     }
 }
 

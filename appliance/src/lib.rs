@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod hardware;
 pub mod keystore;
 pub mod mirror;
 pub mod policy;

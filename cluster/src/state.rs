@@ -93,6 +93,19 @@ pub struct AuditEntry {
     pub node: u64,
 }
 
+/// A node's hardware health as the other members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardwareRecord {
+    pub model: String,
+    /// `ok`, `degraded` or `FAILED`.
+    pub overall: String,
+    /// `component: what is wrong`, one per problem.
+    pub problems: Vec<String>,
+    pub disk_failing: bool,
+    /// When the node last changed it (seconds since the epoch).
+    pub time: u64,
+}
+
 /// How many audit entries the state keeps (oldest dropped first).
 pub const AUDIT_KEEP: usize = 1000;
 
@@ -150,6 +163,9 @@ pub struct State {
     /// The latest administrative actions, oldest first, at most [`AUDIT_KEEP`].
     #[serde(default)]
     pub audit: std::collections::VecDeque<AuditEntry>,
+    /// Each node's hardware health, as it last reported it.
+    #[serde(default)]
+    pub hardware: BTreeMap<u64, HardwareRecord>,
     /// The HTTPS certificate of the web GUI (its key sealed); none: each node's own.
     #[serde(default)]
     pub web_tls: Option<KeyRecord>,
@@ -274,6 +290,11 @@ pub enum Command {
     /// Appends to the audit log.
     Audit {
         entry: AuditEntry,
+    },
+    /// A node's own report of its hardware health.
+    SetHardware {
+        node: u64,
+        record: HardwareRecord,
     },
     /// Sets the web GUI's HTTPS certificate for every node.
     PutWebTls {
@@ -496,6 +517,10 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
             }
             Outcome::Done
         }
+        Command::SetHardware { node, record } => {
+            state.hardware.insert(*node, record.clone());
+            Outcome::Done
+        }
         Command::PutWebTls { key } => {
             state.web_tls = Some(key.clone());
             Outcome::Done
@@ -505,7 +530,10 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
             Outcome::Done
         }
         Command::RemoveMember { id } => match state.members.remove(id) {
-            Some(_) => Outcome::Done,
+            Some(_) => {
+                state.hardware.remove(id);
+                Outcome::Done
+            }
             None => missing("member", &id.to_string()),
         },
         Command::AddJoinToken { hash, expires } => {

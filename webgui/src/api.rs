@@ -23,6 +23,7 @@ pub fn routes() -> Router<App> {
         .route("/setup", get(setup_status).post(setup))
         .route("/status", get(cluster_status))
         .route("/stats", get(stats))
+        .route("/hardware", get(hardware))
         .route("/users", get(user_list).post(user_enrol))
         .route("/users/{address}", delete(user_remove))
         .route("/users/{address}/certificate", get(user_cert))
@@ -167,6 +168,10 @@ async fn cluster_status(State(app): State<App>, who: ApiCaller) -> Response {
 
 async fn stats(State(app): State<App>, who: ApiCaller) -> Response {
     exec(&app, &who, Command::Stats).await
+}
+
+async fn hardware(State(app): State<App>, who: ApiCaller) -> Response {
+    exec(&app, &who, Command::Hardware).await
 }
 
 async fn user_list(State(app): State<App>, who: ApiCaller) -> Response {

@@ -154,6 +154,8 @@ pub enum Command {
         cert: String,
         key: String,
     },
+    /// This node's hardware (report, readings, event log) and every node's summary.
+    Hardware,
 }
 
 /// What a setting's name looks like (`crypto.always_encrypt`, `relay.downstream`).
@@ -279,6 +281,7 @@ impl Command {
             Command::TraceList { .. } => "trace-list",
             Command::Stats => "stats",
             Command::WebTlsSet { .. } => "web-tls-set",
+            Command::Hardware => "hardware",
         }
     }
 
@@ -301,7 +304,8 @@ impl Command {
             | Command::TokenList
             | Command::AuditList { .. }
             | Command::TraceList { .. }
-            | Command::Stats => Role::Readonly,
+            | Command::Stats
+            | Command::Hardware => Role::Readonly,
             _ => Role::Admin,
         }
     }

@@ -142,26 +142,29 @@ pub fn button(
     f
 }
 
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
-pub fn time(secs: u64) -> String {
+/// The UTC calendar date and time of `secs` since the epoch: (year, month 1-12, day,
+/// hour, minute, second, weekday 0 = Monday). Howard Hinnant's civil-from-days.
+pub fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // 1970-01-01 was a Thursday (3 when Monday is 0).
+    let weekday = ((days + 3).rem_euclid(7)) as u32;
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60, weekday)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn time(secs: u64) -> String {
+    let (y, m, d, hh, mm, ss, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 
 #[cfg(test)]

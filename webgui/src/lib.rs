@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use app::App;
+pub use html::civil;
 pub use server::serve;
 
 use command::{Actor, Command, Response, Role};

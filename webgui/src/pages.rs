@@ -567,7 +567,12 @@ async fn dashboard(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> 
     }
     body.push_str("</section><section><h2>Virtual IPs</h2>");
     body.push_str(&vips_table(&vips, None));
-    body.push_str("</section></div><h2>Last errors</h2>");
+    body.push_str("</section></div>");
+    let hw = run(&app, &a, Command::Hardware)
+        .await
+        .unwrap_or(Value::Null);
+    body.push_str(&hardware_section(&hw));
+    body.push_str("<h2>Last errors</h2>");
     let errors: Vec<Vec<String>> = trace
         .as_array()
         .map(|v| {
@@ -591,6 +596,76 @@ async fn dashboard(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> 
         "No errors recently.",
     ));
     render(&app, &a, "Dashboard", "/", &f, &body)
+}
+
+/// The dashboard's hardware panel: this node's overall state and its problems, and every
+/// node's summary from the cluster state.
+fn hardware_section(hw: &Value) -> String {
+    let mut out = String::from("<section><h2>Hardware</h2>");
+    let report = &hw["report"];
+    if report.is_null() {
+        out.push_str("<p class=\"hint\">No hardware readings yet.</p></section>");
+        return out;
+    }
+    let overall = s(&report["overall"]);
+    let badge = match overall.as_str() {
+        "ok" => "good",
+        _ => "bad",
+    };
+    out.push_str(&format!(
+        "<p>This node ({}): <span class=\"badge {badge}\" id=\"hardware-state\">{}</span></p>",
+        esc(&s(&report["model"])),
+        esc(&overall)
+    ));
+    let rows: Vec<Vec<String>> = report["components"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|c| c["state"] != "ok")
+                .map(|c| {
+                    vec![
+                        esc(&s(&c["kind"])),
+                        esc(&s(&c["name"])),
+                        esc(&s(&c["state"])),
+                        esc(&s(&c["detail"])),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&table(
+        "hardware-problems",
+        &["Kind", "Component", "State", "Detail"],
+        &rows,
+        "All components in order.",
+    ));
+    let nodes: Vec<Vec<String>> = hw["cluster"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(id, r)| {
+                    let problems: Vec<String> = r["problems"]
+                        .as_array()
+                        .map(|p| p.iter().map(|x| esc(&s(x))).collect())
+                        .unwrap_or_default();
+                    vec![
+                        esc(id),
+                        esc(&s(&r["model"])),
+                        esc(&s(&r["overall"])),
+                        problems.join("<br>"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&table(
+        "hardware-nodes",
+        &["Node", "Model", "Hardware", "Problems"],
+        &nodes,
+        "",
+    ));
+    out.push_str("</section>");
+    out
 }
 
 fn members_table(st: &Value, csrf: Option<&str>) -> String {

@@ -70,6 +70,8 @@ enum What {
     },
     /// This node's mail counters.
     Stats,
+    /// This node's hardware health and readings, and every node's summary.
+    Hardware,
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +360,7 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         What::Audit { limit } => Command::AuditList { limit: *limit },
         What::Trace { limit } => Command::TraceList { limit: *limit },
         What::Stats => Command::Stats,
+        What::Hardware => Command::Hardware,
     })
 }
 
@@ -399,7 +402,8 @@ fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
             | What::Token(_)
             | What::Audit { .. }
             | What::Trace { .. }
-            | What::Stats,
+            | What::Stats
+            | What::Hardware,
             v,
         ) if !v.is_null() => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {

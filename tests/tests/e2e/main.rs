@@ -3,6 +3,7 @@
 
 mod cluster;
 mod crypto;
+mod hardware;
 mod relay;
 mod vip;
 mod webgui;

@@ -41,7 +41,7 @@ pub fn code(secret_b32: &str, steps: i64) -> String {
 }
 
 /// A browser, or a printed reason to skip (a failure under REQUIRE_PEERS=1).
-fn browser(test: &str) -> Option<Browser> {
+pub fn browser(test: &str) -> Option<Browser> {
     if let Err(reason) = Browser::available() {
         skip(
             &format!(
@@ -83,7 +83,7 @@ pub fn setup_api(p: &Posternd, admin: &str) -> String {
 }
 
 /// Logs in through the login form.
-fn login(b: &Browser, base: &str, name: &str, password: &str, code: &str) {
+pub fn login(b: &Browser, base: &str, name: &str, password: &str, code: &str) {
     b.goto(&format!("{base}/login")).expect("login page");
     b.wait_for("#login", Duration::from_secs(10))
         .expect("login form");
@@ -106,7 +106,7 @@ fn page_text(b: &Browser) -> String {
 }
 
 /// Waits until the page's text contains `what`.
-fn wait_text(b: &Browser, what: &str) -> String {
+pub fn wait_text(b: &Browser, what: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let t = page_text(b);
