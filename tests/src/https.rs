@@ -13,10 +13,11 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// Accepts exactly one certificate (byte for byte), with real handshake signatures.
+/// Accepts exactly one certificate (byte for byte), or any when none is pinned (a VM's
+/// self-signed certificate the test never saw), with real handshake signatures.
 #[derive(Debug)]
 struct Pinned {
-    cert: CertificateDer<'static>,
+    cert: Option<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -29,7 +30,11 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
+        if self
+            .cert
+            .as_ref()
+            .is_none_or(|c| end_entity.as_ref() == c.as_ref())
+        {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General("not the pinned certificate".into()))
@@ -108,6 +113,15 @@ impl Client {
     pub fn pinned(addr: SocketAddr, cert_pem: &str) -> Result<Client> {
         let cert =
             CertificateDer::from_pem_slice(cert_pem.as_bytes()).context("pinned certificate")?;
+        Client::with(addr, Some(cert))
+    }
+
+    /// A client that accepts whatever certificate the server shows (a booted VM's).
+    pub fn any_certificate(addr: SocketAddr) -> Result<Client> {
+        Client::with(addr, None)
+    }
+
+    fn with(addr: SocketAddr, cert: Option<CertificateDer<'static>>) -> Result<Client> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()?
