@@ -94,7 +94,13 @@ fn ensure_self_signed(
     let dir = data_dir.join("tls");
     let cert = dir.join("server.crt");
     let key = dir.join("server.key");
-    if cert.exists() && key.exists() {
+    // Kept from an earlier start, unless a power cut left a file empty or cut short: then
+    // make a new one rather than fail at every start.
+    let usable = |p: &Path| {
+        std::fs::read_to_string(p)
+            .is_ok_and(|t| t.contains("-----END ") && t.contains("-----BEGIN "))
+    };
+    if usable(&cert) && usable(&key) {
         return Ok((cert, key));
     }
     let write_err = |path: &Path| {
@@ -105,11 +111,13 @@ fn ensure_self_signed(
     let generated = rcgen::generate_simple_self_signed(vec![hostname.to_owned()])?;
     write_private(&key, generated.signing_key.serialize_pem().as_bytes())
         .map_err(write_err(&key))?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(write_err(&cert))?;
+    write_private(&cert, generated.cert.pem().as_bytes()).map_err(write_err(&cert))?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for {hostname}");
     Ok((cert, key))
 }
 
+/// Writes `bytes` to `path` (mode 0600) so that a crash leaves the old file or the whole new
+/// one: a temporary file, fsync, rename, fsync of the directory.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
@@ -121,5 +129,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

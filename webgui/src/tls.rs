@@ -57,7 +57,13 @@ pub fn self_signed(dir: &Path, hostname: &str) -> Result<(String, String), TlsEr
     };
     let (crt, key) = (dir.join("self-signed.crt"), dir.join("self-signed.key"));
     if let (Ok(c), Ok(k)) = (std::fs::read_to_string(&crt), std::fs::read_to_string(&key)) {
-        return Ok((c, k));
+        // A power cut may have left a file empty or cut short: make a new pair then.
+        match certified_key(&c, &k) {
+            Ok(_) => return Ok((c, k)),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "the web certificate kept here is unusable; making a new one")
+            }
+        }
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut names = vec![hostname.to_owned()];
@@ -68,20 +74,29 @@ pub fn self_signed(dir: &Path, hostname: &str) -> Result<(String, String), TlsEr
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     let (c, k) = (ck.cert.pem(), ck.signing_key.serialize_pem());
     write_private(&key, &k).map_err(io(&key))?;
-    std::fs::write(&crt, &c).map_err(io(&crt))?;
+    write_private(&crt, &c).map_err(io(&crt))?;
     Ok((c, k))
 }
 
+/// Writes `data` to `path` (mode 0600) so that a crash leaves the old file or the whole new
+/// one: a temporary file, fsync, rename, fsync of the directory.
 fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(data.as_bytes())
+        .open(&tmp)?;
+    f.write_all(data.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Picks the certificate per handshake: the cluster's when set (re-parsed only when it
@@ -162,6 +177,11 @@ mod tests {
             certified_key(&c1, &other.signing_key.serialize_pem()),
             Err(TlsError::Mismatch)
         ));
+        // A file cut short by a power cut: a new pair instead of a daemon that never starts.
+        std::fs::write(dir.join("self-signed.crt"), "").expect("truncate");
+        let (c3, k3) = self_signed(&dir, "gw1.example").expect("remade");
+        assert_ne!(c3, c1);
+        assert!(certified_key(&c3, &k3).is_ok());
         assert!(matches!(
             certified_key("junk", &k1),
             Err(TlsError::NoCertificate)
