@@ -26,8 +26,9 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// One round of reading: the evaluation, the readings, the BMC's event log.
-type Round = (Report, Vec<Reading>, Vec<ipmi::SelEvent>);
+/// One round of reading: the evaluation, the readings, the BMC's event log, and what each
+/// source said (`ipmi`: "ok" or why not, `watchdog`: the device or none).
+type Round = (Report, Vec<Reading>, Vec<ipmi::SelEvent>, Value);
 
 /// The latest readings and their evaluation.
 #[derive(Debug)]
@@ -82,19 +83,38 @@ impl Monitor {
                 (t.sdr(), t.sel())
             }
         };
-        match sdr {
-            Ok(text) => readings.extend(ipmi::parse_sdr(&text)),
-            Err(ipmi::IpmiError::NoDevice(_)) => {}
-            Err(e) => tracing::warn!(error = %e, "IPMI sensors unreadable"),
-        }
+        let ipmi_status = match sdr {
+            Ok(text) => {
+                let before = readings.len();
+                readings.extend(ipmi::parse_sdr(&text));
+                format!("ok: {} sensor records", readings.len() - before)
+            }
+            Err(e @ ipmi::IpmiError::NoDevice(_)) => e.to_string(),
+            Err(e) => {
+                tracing::warn!(error = %e, "IPMI sensors unreadable");
+                e.to_string()
+            }
+        };
         let sel = sel.map(|t| ipmi::parse_sel(&t)).unwrap_or_default();
         readings.extend(sysfs::disks(sys));
         readings.extend(sysfs::nics(sys));
         let watchdog = self.config.watchdog.as_ref().is_some_and(|p| p.exists());
+        let sources = json!({
+            "product": product,
+            "ipmi": ipmi_status,
+            "hwmon_sensors": readings.iter().filter(|r| r.source == "hwmon").count(),
+            "watchdog": self
+                .config
+                .watchdog
+                .as_ref()
+                .filter(|_| watchdog)
+                .map(|p| p.display().to_string()),
+        });
         (
             health::evaluate(&profile, &readings, watchdog),
             readings,
             sel,
+            sources,
         )
     }
 
@@ -125,8 +145,8 @@ impl Monitor {
     pub fn json(&self) -> Value {
         let latest = self.latest.read().unwrap_or_else(|e| e.into_inner());
         match latest.as_ref() {
-            Some((report, readings, sel)) => {
-                json!({ "report": report, "readings": readings, "events": sel })
+            Some((report, readings, sel, sources)) => {
+                json!({ "report": report, "readings": readings, "events": sel, "sources": sources })
             }
             None if !self.config.enabled => json!({ "report": null, "disabled": true }),
             None => json!({ "report": null }),
@@ -137,7 +157,7 @@ impl Monitor {
     pub fn metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let latest = self.latest.read().unwrap_or_else(|e| e.into_inner());
-        let Some((report, readings, _)) = latest.as_ref() else {
+        let Some((report, readings, _, _)) = latest.as_ref() else {
             return;
         };
         let level = |s: State| match s {
@@ -229,7 +249,8 @@ pub async fn run(
     let mut recorded: Option<postern_cluster::state::HardwareRecord> = None;
     loop {
         let m = Arc::clone(&monitor);
-        let Ok((report, readings, sel)) = tokio::task::spawn_blocking(move || m.read()).await
+        let Ok((report, readings, sel, sources)) =
+            tokio::task::spawn_blocking(move || m.read()).await
         else {
             break;
         };
@@ -242,7 +263,7 @@ pub async fn run(
             tracing::info!(component = %r, "hardware recovered");
         }
         *monitor.latest.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((report.clone(), readings, sel));
+            Some((report.clone(), readings, sel, sources));
         if (!new.is_empty() || !recovered.is_empty())
             && let Some(to) = &monitor.config.alert_to
         {

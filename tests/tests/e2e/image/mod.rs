@@ -227,3 +227,108 @@ fn a_flipped_byte_in_the_root_partition_stops_the_boot() {
         "systemd must not start from a tampered root"
     );
 }
+
+/// Logs in through the GUI's form over HTTPS; returns the session cookie (`name=value`).
+fn gui_session(gui: &postern_tests::https::Client, secret: &str) -> String {
+    let page = gui.get("/login", &[]).expect("login page");
+    let form = page
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix("postern_form="))
+        .and_then(|v| v.split(';').next())
+        .expect("form cookie")
+        .to_owned();
+    let body = format!(
+        "csrf={form}&name=root&password=correct+horse+battery+staple&code={}",
+        crate::webgui::code(secret, 0)
+    );
+    let r = gui
+        .request(
+            "POST",
+            "/login",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", &format!("postern_form={form}")),
+            ],
+            body.as_bytes(),
+        )
+        .expect("login");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/")),
+        "{}",
+        r.text()
+    );
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| {
+            v.starts_with("postern_session=")
+                .then(|| v.split(';').next().unwrap_or("").to_owned())
+        })
+        .expect("session cookie")
+}
+
+#[test]
+fn the_image_reads_emulated_hardware_through_real_drivers() {
+    let Some(dir) = image() else {
+        return;
+    };
+    let mut o = BootOptions::new(&dir.join("disk.raw"));
+    o.forwards = vec![443];
+    o.extra = [
+        "-device",
+        "i6300esb",
+        "-device",
+        "ipmi-bmc-sim,id=bmc0",
+        "-device",
+        "isa-ipmi-kcs,bmc=bmc0",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut vm = Vm::boot(&o);
+    vm.wait_console("posternd ready", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_console("hardware watchdog armed", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let web: std::net::SocketAddr = format!("127.0.0.1:{}", vm.port(443)).parse().expect("addr");
+    let gui = postern_tests::https::Client::any_certificate(web).expect("client");
+    let r = gui
+        .request(
+            "POST",
+            "/api/v1/setup",
+            &[("Content-Type", "application/json")],
+            br#"{"admin":"root","password":"correct horse battery staple"}"#,
+        )
+        .expect("setup");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let secret = r.json()["totp_secret"].as_str().expect("secret").to_owned();
+    let session = gui_session(&gui, &secret);
+    let hw = postern_tests::wait_for(Duration::from_secs(60), || {
+        let r = gui.get("/api/v1/hardware", &[("Cookie", &session)]).ok()?;
+        let v = r.json();
+        v["sources"]["ipmi"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ok"))
+            .then_some(v)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no IPMI readings: {}",
+            gui.get("/api/v1/hardware", &[("Cookie", &session)])
+                .map(|r| r.text())
+                .unwrap_or_default()
+        )
+    });
+    eprintln!("image: hardware sources in the VM: {}", hw["sources"]);
+    assert_eq!(hw["sources"]["watchdog"], "/dev/watchdog", "{hw}");
+    assert!(
+        hw["sources"]["product"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Q35"),
+        "{hw}"
+    );
+    assert_eq!(hw["report"]["model"], "generic");
+}
