@@ -119,18 +119,12 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     // as is; the point is the queue-less path through the booted system).
     let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", vm.port(25)).parse().expect("addr");
     let mut c = postern_tests::client::Client::ready(smtp);
-    for line in [
-        "EHLO host.test",
-        "MAIL FROM:<alice@corp.example>",
-        "RCPT TO:<bob@partner.example>",
-        "DATA",
-    ] {
-        c.send(line);
-        let r = c.read_reply().expect("reply");
-        assert!(r.code < 400, "{line}: {r:?}");
-    }
-    c.send("From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: through the appliance\r\n\r\nhello from the host\r\n.");
-    let r = c.read_reply().expect("end of data");
+    c.cmd("EHLO host.test", 250);
+    let r = c.send_mail(
+        "alice@corp.example",
+        &["bob@partner.example"],
+        "From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: through the appliance\r\n\r\nhello from the host\r\n",
+    );
     assert_eq!(r.code, 250, "{r:?}");
     let got = sink.wait_for_messages(1, Duration::from_secs(30));
     assert!(got[0].text().contains("Subject: through the appliance"));

@@ -156,17 +156,13 @@ fn api_and_cli_share_one_command_layer() {
 
     // Mail shows in the trace and the counters.
     let mut c = postern_tests::client::Client::ready(p.addr);
-    for line in [
-        "EHLO upstream.test",
-        "MAIL FROM:<alice@corp.example>",
-        "RCPT TO:<carol@partner.example>",
-        "DATA",
-    ] {
-        c.send(line);
-        assert!(c.read_reply().expect("reply").code < 400);
-    }
-    c.send("Subject: hi\r\n\r\nhello\r\n.");
-    assert_eq!(c.read_reply().expect("reply").code, 250);
+    c.cmd("EHLO upstream.test", 250);
+    let r = c.send_mail(
+        "alice@corp.example",
+        &["carol@partner.example"],
+        "Subject: hi\r\n\r\nhello\r\n",
+    );
+    assert_eq!(r.code, 250, "{r:?}");
     let trace = api
         .json("GET", "/api/v1/trace?limit=5", &ro, None)
         .expect("trace")

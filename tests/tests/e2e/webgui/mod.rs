@@ -276,20 +276,12 @@ fn first_boot_login_enrol_export_and_join_from_the_browser() {
 
     // Mail, the trace and the audit log.
     let mut c = postern_tests::client::Client::ready(a.addr);
-    for line in [
-        "EHLO upstream.test",
-        "MAIL FROM:<alice@corp.example>",
-        "RCPT TO:<bob@partner.example>",
-        "DATA",
-    ] {
-        c.send(line);
-        let r = c.read_reply().expect("reply");
-        assert!(r.code < 400, "{line}: {r:?}");
-    }
-    c.send(
-        "From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: traced\r\n\r\nhello\r\n.",
+    c.cmd("EHLO upstream.test", 250);
+    let r = c.send_mail(
+        "alice@corp.example",
+        &["bob@partner.example"],
+        "From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: traced\r\n\r\nhello\r\n",
     );
-    let r = c.read_reply().expect("end of data reply");
     assert_eq!(r.code, 250, "{r:?}");
     // Cookies are per host, not per port: B's session cookie replaced A's in this browser
     // (on racked appliances each node has its own address). Log in on A again.
