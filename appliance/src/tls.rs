@@ -1,7 +1,6 @@
 //! The server certificate for STARTTLS: loaded from the configured files, or a self-signed
 //! one generated on first start and kept in `data_dir/tls/` (private key mode 0600).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -109,29 +108,10 @@ fn ensure_self_signed(
     };
     std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
     let generated = rcgen::generate_simple_self_signed(vec![hostname.to_owned()])?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes())
+    postern_cluster::files::write_private(&key, generated.signing_key.serialize_pem().as_bytes())
         .map_err(write_err(&key))?;
-    write_private(&cert, generated.cert.pem().as_bytes()).map_err(write_err(&cert))?;
+    postern_cluster::files::write_private(&cert, generated.cert.pem().as_bytes())
+        .map_err(write_err(&cert))?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for {hostname}");
     Ok((cert, key))
-}
-
-/// Writes `bytes` to `path` (mode 0600) so that a crash leaves the old file or the whole new
-/// one: a temporary file, fsync, rename, fsync of the directory.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

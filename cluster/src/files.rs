@@ -218,18 +218,31 @@ impl ClusterFiles {
         ];
         for (name, data) in files {
             let p = self.path(name);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&p)
-                .map_err(io(&p))?;
-            f.write_all(&data).map_err(io(&p))?;
-            f.sync_all().map_err(io(&p))?;
+            write_private(&p, &data).map_err(io(&p))?;
         }
         Ok(())
     }
+}
+
+/// Writes `data` to `path` (mode 0600) so that a crash leaves the old file or the whole new
+/// one, never a part: a temporary file beside it, fsync, rename, fsync of the directory.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -73,30 +73,9 @@ pub fn self_signed(dir: &Path, hostname: &str) -> Result<(String, String), TlsEr
     let ck =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     let (c, k) = (ck.cert.pem(), ck.signing_key.serialize_pem());
-    write_private(&key, &k).map_err(io(&key))?;
-    write_private(&crt, &c).map_err(io(&crt))?;
+    postern_cluster::files::write_private(&key, k.as_bytes()).map_err(io(&key))?;
+    postern_cluster::files::write_private(&crt, c.as_bytes()).map_err(io(&crt))?;
     Ok((c, k))
-}
-
-/// Writes `data` to `path` (mode 0600) so that a crash leaves the old file or the whole new
-/// one: a temporary file, fsync, rename, fsync of the directory.
-fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Picks the certificate per handshake: the cluster's when set (re-parsed only when it
