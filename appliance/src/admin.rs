@@ -88,6 +88,15 @@ impl WebView {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The administrators (with their sealed secrets) as this node last applied them.
+    fn admins(&self) -> BTreeMap<String, AdminAccount> {
+        self.read().admins.clone()
+    }
+
+    fn tokens(&self) -> Vec<ApiToken> {
+        self.read().tokens.values().cloned().collect()
+    }
+
     pub fn has_admins(&self) -> bool {
         !self.read().admins.is_empty()
     }
@@ -182,6 +191,15 @@ pub fn kind_of(msg: &str) -> ErrorKind {
 }
 
 type Outcome = Result<Value, (ErrorKind, String)>;
+
+/// An argon2id hash of `password`, computed on the blocking pool (it is slow by design).
+async fn hash(password: &str) -> Result<String, (ErrorKind, String)> {
+    let pw = password.to_owned();
+    tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+        .await
+        .map_err(|e| (ErrorKind::Invalid, e.to_string()))?
+        .map_err(|e| (ErrorKind::Invalid, e.to_string()))
+}
 
 fn plain(r: Result<Value, String>) -> Outcome {
     r.map_err(|e| (kind_of(&e), e))
@@ -314,12 +332,28 @@ impl Handler {
         Ok(v)
     }
 
-    /// The state after a read barrier (admin reads are linearizable).
-    async fn state(&self) -> Result<State, (ErrorKind, String)> {
+    /// Administrators after a read barrier (from the mirrored view: no copy of the whole
+    /// state with every key).
+    async fn admins(&self) -> Result<BTreeMap<String, AdminAccount>, (ErrorKind, String)> {
+        self.barrier().await?;
+        Ok(self.web.admins())
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, (ErrorKind, String)> {
+        self.barrier().await?;
+        Ok(self.web.tokens())
+    }
+
+    async fn barrier(&self) -> Result<(), (ErrorKind, String)> {
         self.cluster
             .read_barrier()
             .await
-            .map_err(|e| (ErrorKind::Unavailable, e))?;
+            .map_err(|e| (ErrorKind::Unavailable, e))
+    }
+
+    /// The state after a read barrier (admin reads are linearizable).
+    async fn state(&self) -> Result<State, (ErrorKind, String)> {
+        self.barrier().await?;
         self.cluster.state().await.map_err(|e| (kind_of(&e), e))
     }
 
@@ -344,11 +378,7 @@ impl Handler {
     ) -> Result<(AdminAccount, Value), (ErrorKind, String)> {
         check_name("administrator", name)?;
         role(r)?;
-        let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
-            .await
-            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?
-            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+        let hash = hash(password).await?;
         let secret = auth::random_bytes(totp::SECRET_LEN)
             .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
         let totp_sealed = self
@@ -423,7 +453,7 @@ impl Handler {
     }
 
     async fn admin_add(&self, name: &str, password: &str, r: &str) -> Outcome {
-        if self.state().await?.admins.contains_key(name) {
+        if self.admins().await?.contains_key(name) {
             return Err((
                 ErrorKind::Conflict,
                 format!("administrator {name} already exists"),
@@ -440,9 +470,9 @@ impl Handler {
     }
 
     async fn admin_list(&self) -> Outcome {
-        let s = self.state().await?;
         Ok(json!(
-            s.admins
+            self.admins()
+                .await?
                 .iter()
                 .map(|(name, a)| json!({ "name": name, "role": a.role, "created": a.created }))
                 .collect::<Vec<_>>()
@@ -450,18 +480,13 @@ impl Handler {
     }
 
     async fn admin_password(&self, name: &str, password: &str) -> Outcome {
-        let s = self.state().await?;
-        let Some(mut account) = s.admins.get(name).cloned() else {
+        let Some(mut account) = self.admins().await?.remove(name) else {
             return Err((
                 ErrorKind::NotFound,
                 format!("administrator {name} does not exist"),
             ));
         };
-        let pw = password.to_owned();
-        account.password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
-            .await
-            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?
-            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+        account.password_hash = hash(password).await?;
         self.propose(ClusterCommand::PutAdmin {
             name: name.to_owned(),
             account,
@@ -473,8 +498,7 @@ impl Handler {
     async fn token_create(&self, name: &str, r: &str) -> Outcome {
         check_name("token", name)?;
         role(r)?;
-        let s = self.state().await?;
-        if s.api_tokens.values().any(|t| t.name == name) {
+        if self.tokens().await?.iter().any(|t| t.name == name) {
             return Err((
                 ErrorKind::Conflict,
                 format!("a token named {name} already exists"),
@@ -494,10 +518,10 @@ impl Handler {
     }
 
     async fn token_list(&self) -> Outcome {
-        let s = self.state().await?;
         Ok(json!(
-            s.api_tokens
-                .values()
+            self.tokens()
+                .await?
+                .iter()
                 .map(|t| json!({ "name": t.name, "role": t.role, "created": t.created }))
                 .collect::<Vec<_>>()
         ))

@@ -157,15 +157,30 @@ async fn act(app: &App, a: &Admin, csrf: &str, cmd: Command, to: &str, done: Str
     back(to, run(app, a, cmd).await.map(|_| done))
 }
 
-/// A page showing a secret once (a new administrator's TOTP secret, a new API token) above
-/// the administrators page.
-async fn shown_once(app: &App, a: &Admin, secret_html: String, done: String) -> Response {
-    let body = secret_html + &admins_body(app, a).await;
-    let flash = Flash {
-        ok: Some(done),
-        error: None,
-    };
-    render(app, a, "Administrators", "/admins", &flash, &body)
+/// A form whose command hands out a secret (a new administrator's TOTP secret, a new API
+/// token): shown once, above the administrators page.
+async fn act_shown(
+    app: &App,
+    a: &Admin,
+    csrf: &str,
+    cmd: Command,
+    secret: impl FnOnce(&Value) -> String,
+    done: String,
+) -> Response {
+    if let Err(r) = a.check(csrf) {
+        return r;
+    }
+    match run(app, a, cmd).await {
+        Ok(d) => {
+            let body = secret(&d) + &admins_body(app, a).await;
+            let flash = Flash {
+                ok: Some(done),
+                error: None,
+            };
+            render(app, a, "Administrators", "/admins", &flash, &body)
+        }
+        Err(e) => back("/admins", Err(e)),
+    }
 }
 
 /// Post/redirect/get: back to `to` with the outcome as a notice.
@@ -1519,31 +1534,22 @@ struct NameForm {
 }
 
 async fn admin_add(State(app): State<App>, a: Admin, Form(f): Form<NameForm>) -> Response {
-    if let Err(r) = a.check(&f.csrf) {
-        return r;
-    }
-    match run(
-        &app,
-        &a,
-        Command::AdminAdd {
-            name: f.name.clone(),
-            password: f.password,
-            role: f.role,
-        },
-    )
-    .await
-    {
-        Ok(d) => {
-            let secret = format!(
-                "<section class=\"secret\"><p>Give {} this second factor for their authenticator app (shown only once):</p><p>Secret: <code id=\"totp-secret\">{}</code></p><p><code>{}</code></p></section>",
-                esc(&f.name),
-                esc(&s(&d["totp_secret"])),
-                esc(&s(&d["totp_uri"]))
-            );
-            shown_once(&app, &a, secret, format!("{} added.", f.name)).await
-        }
-        Err(e) => back("/admins", Err(e)),
-    }
+    let name = f.name.clone();
+    let cmd = Command::AdminAdd {
+        name: f.name.clone(),
+        password: f.password,
+        role: f.role,
+    };
+    let secret = |d: &Value| {
+        format!(
+            "<section class=\"secret\"><p>Give {} this second factor for their authenticator app (shown only once):</p><p>Secret: <code id=\"totp-secret\">{}</code></p><p><code>{}</code></p></section>",
+            esc(&name),
+            esc(&s(&d["totp_secret"])),
+            esc(&s(&d["totp_uri"]))
+        )
+    };
+    let done = format!("{} added.", f.name);
+    act_shown(&app, &a, &f.csrf, cmd, secret, done).await
 }
 
 async fn admin_remove(State(app): State<App>, a: Admin, Form(f): Form<NameForm>) -> Response {
@@ -1561,29 +1567,20 @@ async fn admin_remove(State(app): State<App>, a: Admin, Form(f): Form<NameForm>)
 }
 
 async fn token_create(State(app): State<App>, a: Admin, Form(f): Form<NameForm>) -> Response {
-    if let Err(r) = a.check(&f.csrf) {
-        return r;
-    }
-    match run(
-        &app,
-        &a,
-        Command::TokenCreate {
-            name: f.name.clone(),
-            role: f.role,
-        },
-    )
-    .await
-    {
-        Ok(d) => {
-            let secret = format!(
-                "<section class=\"secret\"><p>The token {} (shown only once):</p><p><code id=\"api-token\">{}</code></p></section>",
-                esc(&f.name),
-                esc(&s(&d["token"]))
-            );
-            shown_once(&app, &a, secret, format!("Token {} created.", f.name)).await
-        }
-        Err(e) => back("/admins", Err(e)),
-    }
+    let name = f.name.clone();
+    let cmd = Command::TokenCreate {
+        name: f.name.clone(),
+        role: f.role,
+    };
+    let secret = |d: &Value| {
+        format!(
+            "<section class=\"secret\"><p>The token {} (shown only once):</p><p><code id=\"api-token\">{}</code></p></section>",
+            esc(&name),
+            esc(&s(&d["token"]))
+        )
+    };
+    let done = format!("Token {} created.", f.name);
+    act_shown(&app, &a, &f.csrf, cmd, secret, done).await
 }
 
 async fn token_revoke(State(app): State<App>, a: Admin, Form(f): Form<NameForm>) -> Response {

@@ -386,6 +386,35 @@ fn forms_without_the_sessions_csrf_token_are_refused() {
         .and_then(|e| e.click())
         .expect("submit");
     wait_text(&b, "carol@corp.example enrolled.");
+    // Forms that hand out a secret show it once: a new API token, a new administrator.
+    b.goto(&format!("{base}/admins")).expect("admins");
+    b.find("#tname")
+        .and_then(|e| e.send_keys("grafana"))
+        .expect("token name");
+    b.find("#token-create button")
+        .and_then(|e| e.click())
+        .expect("create token");
+    let token = b
+        .wait_for("#api-token", Duration::from_secs(20))
+        .and_then(|e| e.text())
+        .expect("token shown");
+    assert_eq!(token.len(), 64, "{token}");
+    b.find("#aname")
+        .and_then(|e| e.send_keys("ops"))
+        .expect("admin name");
+    b.find("#apassword")
+        .and_then(|e| e.send_keys(PASSWORD))
+        .expect("admin password");
+    b.find("#admin-add button")
+        .and_then(|e| e.click())
+        .expect("add admin");
+    b.wait_for("#totp-secret", Duration::from_secs(20))
+        .expect("TOTP secret shown");
+    let admins = b
+        .find("#admins")
+        .and_then(|t| t.text())
+        .expect("admins table");
+    assert!(admins.contains("ops"), "{admins}");
     // Logging out ends the session: the cookie no longer opens pages.
     b.find("#logout").and_then(|e| e.click()).expect("logout");
     wait_text(&b, "Logged out.");
