@@ -327,20 +327,6 @@ fn alert_text(host: &str, report: &Report, new: &[String], recovered: &[String])
     t
 }
 
-/// RFC 5322 date of `secs` (UTC).
-fn rfc5322(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (y, m, d, hh, mm, ss, wd) = postern_webgui::civil(secs);
-    format!(
-        "{}, {d:02} {} {y} {hh:02}:{mm:02}:{ss:02} +0000",
-        DAYS[wd as usize % 7],
-        MONTHS[(m as usize + 11) % 12]
-    )
-}
-
 /// Mails `text` to `to` through the downstream at `relay` (host:port).
 async fn send_alert(relay: &str, host: &str, to: &str, text: &str) -> Result<(), String> {
     use lettre::AsyncTransport as _;
@@ -358,7 +344,7 @@ async fn send_alert(relay: &str, host: &str, to: &str, text: &str) -> Result<(),
     let subject = text.lines().next().unwrap_or("Hardware");
     let message = format!(
         "From: Postern {host} <{from}>\r\nTo: <{to}>\r\nSubject: [postern] {subject}\r\nDate: {}\r\nMessage-ID: <hw-{now}-{}@{host}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n{text}",
-        rfc5322(now),
+        postern_crypto::mime::date::Utc::from(SystemTime::now()).rfc5322(),
         std::process::id()
     );
     let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(h)
@@ -408,15 +394,4 @@ pub fn start_watchdog(
             }
         })
         .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc5322(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 +0000");
-    }
 }

@@ -143,8 +143,9 @@ pub fn button(
 }
 
 /// The UTC calendar date and time of `secs` since the epoch: (year, month 1-12, day,
-/// hour, minute, second, weekday 0 = Monday). Howard Hinnant's civil-from-days.
-pub fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64, u32) {
+/// hour, minute, second). Howard Hinnant's civil-from-days (postern-crypto's mime::date
+/// has the same for the mail path; this crate does not depend on it).
+fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -156,14 +157,12 @@ pub fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    // 1970-01-01 was a Thursday (3 when Monday is 0).
-    let weekday = ((days + 3).rem_euclid(7)) as u32;
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60, weekday)
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn time(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss, _) = civil(secs);
+    let (y, m, d, hh, mm, ss) = civil(secs);
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 

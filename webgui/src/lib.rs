@@ -22,7 +22,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use app::App;
-pub use html::civil;
 pub use server::serve;
 
 use command::{Actor, Command, Response, Role};
