@@ -16,6 +16,10 @@ use postern_tests::{Scratch, skip};
 /// Boot to `posternd ready` under TCG takes ~40 s here; CI machines may be slower.
 const BOOT: Duration = Duration::from_secs(300);
 
+/// One virtual machine at a time: a TCG guest keeps a core busy, and the other end-to-end
+/// tests (VIP failover timings among them) run beside these.
+static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds the image once per test run (image/build.sh caches what did not change).
 fn image() -> Option<PathBuf> {
     if let Err(reason) = qemu::available() {
@@ -68,6 +72,7 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     let Some(dir) = image() else {
         return;
     };
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let sink = Sink::start(&[]);
     let mut o = BootOptions::new(&dir.join("disk.raw"));
     o.forwards = vec![25, 443];
@@ -181,6 +186,7 @@ fn a_flipped_byte_in_the_root_partition_stops_the_boot() {
     let Some(dir) = image() else {
         return;
     };
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("tampered");
     let disk = scratch.join("disk.raw");
     let cp = Command::new("cp")
@@ -269,6 +275,7 @@ fn the_image_reads_emulated_hardware_through_real_drivers() {
     let Some(dir) = image() else {
         return;
     };
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let mut o = BootOptions::new(&dir.join("disk.raw"));
     o.forwards = vec![443];
     o.extra = [
