@@ -2,27 +2,30 @@
 # Build Postern's bootable appliance disk image (see image/README.md).
 #
 #   image/build.sh [--out DIR] [--target-dir DIR] [--no-cargo] [--rebuild-root]
+#                  [--signing-key FILE] [--overlay DIR] [--update-only] [--no-zstd]
 #
 # Debian bookworm packages (image/packages.txt) plus Postern's release binaries become a GPT disk
 # with an ESP (systemd-boot, one unified kernel image per root slot), A/B root slots (erofs under
 # dm-verity) and an ext4 data partition. No loop devices, no mounts, no KVM: every file system is
 # built from a folder or a plain file, and the disk is assembled with sfdisk and dd.
 #
-#  [1/9] host tools          apt-get what is missing (qemu from the same suite as qemu-utils)
-#  [2/9] postern binaries    cargo build --release (posternd, posternctl)
-#  [3/9] root filesystem     mmdebstrap into a folder, cached by the package list's hash
-#  [4/9] appliance files     a copy of that tree + image/rootfs, binaries, users, units, cleanup
-#  [5/9] erofs + dm-verity   root-a.erofs, root-a.verity, roothash-a
-#  [6/9] initramfs           busybox, veritysetup, e2fsprogs, modules, image/initramfs/init
-#  [7/9] kernel image (UKI)  systemd-boot's stub + kernel + initramfs + command line
-#  [8/9] ESP and data        FAT by mkfs.vfat -C + mtools; ext4 by mkfs.ext4 on a file
-#  [9/9] disk image          GPT by sfdisk on a sparse file, partitions dd'ed in, zstd
+#  [1/10] host tools          apt-get what is missing (qemu from the same suite as qemu-utils)
+#  [2/10] postern binaries    cargo build --release (posternd, posternctl)
+#  [3/10] root filesystem     mmdebstrap into a folder, cached by the package list's hash
+#  [4/10] appliance files     a copy of that tree + image/rootfs, binaries, users, units, cleanup
+#  [5/10] erofs + dm-verity   root-a.erofs, root-a.verity, roothash-a
+#  [6/10] initramfs           busybox, veritysetup, e2fsprogs, modules, image/initramfs/init
+#  [7/10] kernel images       systemd-boot's stub + kernel + initramfs + command line, per slot
+#  [8/10] update bundle       root + hash tree + both UKIs, signed (posternctl update pack)
+#  [9/10] ESP and data        FAT by mkfs.vfat -C + mtools; ext4 by mkfs.ext4 on a file
+#  [10/10] disk image         GPT by sfdisk on a sparse file, partitions dd'ed in, zstd
 #
 # Reproducible: with the same cached tree and binaries, root-a.erofs is the same bytes
-# (SOURCE_DATE_EPOCH, default the last commit's time, fixes every timestamp and id).
+# (SOURCE_DATE_EPOCH, default the last commit's time, fixes every timestamp and id; it is also
+# the image version's last part, so a later commit's image is a newer version for updates).
 set -Eeuo pipefail
 
-readonly STEPS=9
+STEPS=10
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self=$here/$(basename "${BASH_SOURCE[0]}")
 repo=$(cd "$here/.." && pwd)
@@ -32,10 +35,15 @@ target_dir=${CARGO_TARGET_DIR:-/var/tmp/postern-target}
 cache=${POSTERN_IMAGE_CACHE:-/var/tmp/postern-image-cache}
 run_cargo=1
 rebuild_root=0
+signing_key=
+overlay=
+update_only=0
+compress=1
 
 usage() {
     cat <<EOF
 usage: image/build.sh [--out DIR] [--target-dir DIR] [--no-cargo] [--rebuild-root]
+                      [--signing-key FILE] [--overlay DIR] [--update-only] [--no-zstd]
 
   --out DIR          where disk.raw, disk.raw.zst, root-a.erofs, root-a.verity, roothash-a
                      and postern-a.efi go (default /var/tmp/postern-image)
@@ -43,6 +51,13 @@ usage: image/build.sh [--out DIR] [--target-dir DIR] [--no-cargo] [--rebuild-roo
                      /var/tmp/postern-target)
   --no-cargo         use the release binaries already in the target directory
   --rebuild-root     install the Debian tree afresh even if it is cached (security updates)
+  --signing-key FILE Ed25519 private key (PEM) that signs update bundles; its public half
+                     goes into the image (default: a development key made once in the cache
+                     folder; use your own, kept offline, for production)
+  --overlay DIR      files copied over image/rootfs (site changes; the tests use it to make a
+                     deliberately broken update)
+  --update-only      stop after the update bundle (no ESP, no disk image)
+  --no-zstd          do not compress disk.raw (saves ~15 s when only qemu boots it)
 
 environment: SOURCE_DATE_EPOCH (default: the last commit's time), POSTERN_IMAGE_CACHE
 (default /var/tmp/postern-image-cache), POSTERN_MIRROR (default http://deb.debian.org/debian),
@@ -56,6 +71,10 @@ while (($#)); do
     --target-dir) target_dir=${2:?--target-dir needs a directory}; shift 2 ;;
     --no-cargo) run_cargo=0; shift ;;
     --rebuild-root) rebuild_root=1; shift ;;
+    --signing-key) signing_key=${2:?--signing-key needs a file}; shift 2 ;;
+    --overlay) overlay=$(cd "${2:?--overlay needs a directory}" && pwd); shift 2 ;;
+    --update-only) update_only=1; STEPS=8; shift ;;
+    --no-zstd) compress=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -159,6 +178,7 @@ declare -A tool_packages=(
     [cpio]=cpio
     [modprobe]=kmod
     [flock]=util-linux
+    [openssl]=openssl
 )
 missing=()
 for tool in "${!tool_packages[@]}"; do
@@ -210,12 +230,28 @@ fi
 [[ -x $posternd && -x $posternctl ]] || die "no release binaries in $target_dir/release"
 postern_version=$("$posternd" --version | awk '{ print $2 }')
 commit=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-image_version="$postern_version+g$commit"
 # Every timestamp in the image: the last commit's time unless given.
 if [[ -z ${SOURCE_DATE_EPOCH:-} ]]; then
     SOURCE_DATE_EPOCH=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
 fi
 export SOURCE_DATE_EPOCH
+# The image version orders updates (systemd-boot starts the newest): Postern's version, then
+# the build time (SOURCE_DATE_EPOCH) as YYYYMMDDhhmmss.
+image_version="$postern_version.$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S)"
+
+# The key that signs update bundles; the image trusts its public half.
+if [[ -z $signing_key ]]; then
+    signing_key=$cache/update-signing-key.pem
+    if [[ ! -s $signing_key ]]; then
+        (umask 077 && openssl genpkey -algorithm ed25519 -out "$signing_key.tmp" 2>/dev/null)
+        mv "$signing_key.tmp" "$signing_key"
+        echo "      made a development update signing key $signing_key (use --signing-key for production)"
+    fi
+fi
+openssl pkey -in "$signing_key" -pubout -out "$work/update-key.pem" 2>"$logs/signing-key.log" ||
+    die "--signing-key $signing_key: $(cat "$logs/signing-key.log")"
+grep -q ED25519 <(openssl pkey -pubin -in "$work/update-key.pem" -text -noout 2>/dev/null) ||
+    die "--signing-key $signing_key: not an Ed25519 key (openssl genpkey -algorithm ed25519)"
 # The appliance configuration must be valid for this posternd.
 "$posternd" --config "$here/rootfs/etc/postern/postern.toml" --check-config 2>"$logs/check-config.log" ||
     die "image/rootfs/etc/postern/postern.toml: $(cat "$logs/check-config.log")"
@@ -310,6 +346,22 @@ done
     [[ -x $here/rootfs/$f ]] && mode=0755
     install -m "$mode" -o root -g root "$here/rootfs/$f" "$root/$f"
 done
+if [[ -n $overlay ]]; then
+    (cd "$overlay" && find . -type d) | while read -r d; do
+        install -d -m 0755 -o root -g root "$root/$d"
+    done
+    (cd "$overlay" && find . -type f) | while read -r f; do
+        mode=0644
+        [[ -x $overlay/$f ]] && mode=0755
+        install -m "$mode" -o root -g root "$overlay/$f" "$root/$f"
+    done
+    # Symbolic links as they are (a unit enabled in a .wants folder).
+    (cd "$overlay" && find . -type l) | while read -r l; do
+        ln -sfn "$(readlink "$overlay/$l")" "$root/$l"
+    done
+fi
+install -d -m 0755 "$root/usr/share/postern"
+install -m 0644 "$work/update-key.pem" "$root/usr/share/postern/update-key.pem"
 install -d -m 0755 "$root/usr/share/doc/postern"
 install -m 0644 "$here/README.md" "$root/usr/share/doc/postern/README.md"
 # Release binaries without their DWARF line tables (symbols stay for backtraces).
@@ -366,15 +418,16 @@ find "$root" -xdev -type f -perm /6000 -print -exec chmod ug-s {} + >"$logs/setu
 
 run systemctl systemctl --root="$root" enable \
     postern.service postern-settings.service postern-healthy.service \
-    postern-boot-report.service nftables.service systemd-networkd.service \
+    postern-boot-report.service postern-update.path postern-update-boot.service nftables.service systemd-networkd.service \
     systemd-resolved.service systemd-timesyncd.service
 # Timers and services that write to a root that is read-only or need LVM.
 run systemctl systemctl --root="$root" disable \
     dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service
 
 # Image identity (os-release IMAGE_ID/IMAGE_VERSION, read by updates and the UKI's title).
-sed -i '/^IMAGE_\(ID\|VERSION\)=/d' "$root/usr/lib/os-release"
-printf 'IMAGE_ID=postern\nIMAGE_VERSION=%s\n' "$image_version" >>"$root/usr/lib/os-release"
+sed -i '/^\(IMAGE_ID\|IMAGE_VERSION\|BUILD_ID\)=/d' "$root/usr/lib/os-release"
+printf 'IMAGE_ID=postern\nIMAGE_VERSION=%s\nBUILD_ID=g%s\n' "$image_version" "$commit" \
+    >>"$root/usr/lib/os-release"
 
 # What is installed, for the record (also beside the image).
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Package} ${Version} ${Architecture}\n' |
@@ -448,10 +501,10 @@ done
 
 # Kernel modules, in the order modprobe would load them (dependencies first).
 # Storage (virtio, SATA, NVMe, SCSI, USB, eMMC), dm-verity, erofs, ext4; sha256-ssse3 and
-# crc32c-intel are faster implementations where the CPU has them.
+# crc32c-intel are faster implementations where the CPU has them; efivarfs reads the boot counter.
 initramfs_modules=(virtio_pci virtio_blk virtio_scsi sd_mod ahci nvme xhci_pci usb_storage uas
     mmc_block sdhci_pci sdhci_acpi dm_mod dm_bufio dm_verity erofs
-    crc16 mbcache jbd2 crc32c_generic ext4 sha256_ssse3 crc32c_intel)
+    crc16 mbcache jbd2 crc32c_generic ext4 sha256_ssse3 crc32c_intel efivarfs)
 : >"$work/modules.order"
 for module in "${initramfs_modules[@]}"; do
     modprobe --dirname="$root" --set-version="$kver" --show-depends "$module" >>"$work/modules.order" ||
@@ -473,46 +526,76 @@ find "$initramfs" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 step_done "$(($(stat -c %s "$work/initrd.img") / 1024)) KiB, $(wc -l <"$initramfs/etc/postern-initramfs/modules") modules"
 
 # ---------------------------------------------------------------------------------------------
-step "kernel image (UKI)"
+step "kernel images (UKI per slot)"
 stub=$root/usr/lib/systemd/boot/efi/linuxx64.efi.stub
-# The second console named is /dev/console: ttyS0 gets the initramfs' and systemd's messages
-# (and the login prompt nobody can use); the kernel logs to both. No "quiet".
-cmdline="postern.slot=a postern.roothash=$roothash ro console=tty0 console=ttyS0,115200 panic=10"
-printf '%s' "$cmdline" >"$work/cmdline"
-cat >"$work/osrel" <<EOF
+# Sections go after the stub's last one, each at the stub's section alignment (objcopy on a PE
+# file: what ukify does in newer systemd).
+align=$((16#$(objdump -p "$stub" | awk '$1 == "SectionAlignment" { print $2 }')))
+stub_end=0
+while read -r size vma; do
+    ((16#$vma + 16#$size > stub_end)) && stub_end=$((16#$vma + 16#$size))
+done < <(objdump -h -w "$stub" | awk '$1 ~ /^[0-9]+$/ { print $3, $4 }')
+le32() {
+    printf '%b' "$(printf '\\%03o' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)))"
+}
+# One UKI per root slot: the same kernel and initramfs, the slot on the command line. An update
+# bundle carries both, so it can go into whichever slot is not running.
+for slot in a b; do
+    # The second console named is /dev/console: ttyS0 gets the initramfs' and systemd's
+    # messages (and the login prompt nobody can use); the kernel logs to both. No "quiet".
+    cmdline="postern.slot=$slot postern.roothash=$roothash ro console=tty0 console=ttyS0,115200 panic=10"
+    printf '%s' "$cmdline" >"$work/cmdline-$slot"
+    # systemd-boot orders entries by IMAGE_ID and then IMAGE_VERSION, newest first.
+    cat >"$work/osrel-$slot" <<EOF
 NAME="Postern"
-PRETTY_NAME="Postern $image_version (slot a)"
+PRETTY_NAME="Postern $image_version (slot $slot)"
 ID=postern
 ID_LIKE=debian
 VERSION_ID=$postern_version
 IMAGE_ID=postern
 IMAGE_VERSION=$image_version
+BUILD_ID=g$commit
 EOF
-# Sections go after the stub's last one, each at the stub's section alignment (objcopy on a PE
-# file: what ukify does in newer systemd).
-align=$((16#$(objdump -p "$stub" | awk '$1 == "SectionAlignment" { print $2 }')))
-next=0
-while read -r size vma; do
-    ((16#$vma + 16#$size > next)) && next=$((16#$vma + 16#$size))
-done < <(objdump -h -w "$stub" | awk '$1 ~ /^[0-9]+$/ { print $3, $4 }')
-sections=()
-for section in osrel:"$work/osrel" cmdline:"$work/cmdline" linux:"$work/vmlinuz" initrd:"$work/initrd.img"; do
-    name=${section%%:*}
-    file=${section#*:}
-    next=$(round_up "$next" "$align")
-    sections+=(--add-section ".$name=$file" --change-section-vma ".$name=$(printf 0x%x "$next")")
-    next=$((next + $(stat -c %s "$file")))
+    next=$stub_end
+    sections=()
+    for section in osrel:"$work/osrel-$slot" cmdline:"$work/cmdline-$slot" linux:"$work/vmlinuz" initrd:"$work/initrd.img"; do
+        name=${section%%:*}
+        file=${section#*:}
+        next=$(round_up "$next" "$align")
+        sections+=(--add-section ".$name=$file" --change-section-vma ".$name=$(printf 0x%x "$next")")
+        next=$((next + $(stat -c %s "$file")))
+    done
+    uki=$out/postern-$slot.efi
+    objcopy "${sections[@]}" "$stub" "$uki"
+    # objcopy stamps the PE header with the current time: put SOURCE_DATE_EPOCH there and clear
+    # the optional header's checksum, which it covers (UEFI does not check it; signing
+    # recomputes it).
+    pe_header=$(od -An -tu4 -j 60 -N 4 "$uki" | tr -d ' ')
+    le32 "$SOURCE_DATE_EPOCH" | dd of="$uki" bs=1 seek=$((pe_header + 8)) conv=notrunc status=none
+    le32 0 | dd of="$uki" bs=1 seek=$((pe_header + 88)) conv=notrunc status=none
+    chmod 0644 "$uki"
 done
-objcopy "${sections[@]}" "$stub" "$out/postern-a.efi"
-# objcopy stamps the PE header with the current time: put SOURCE_DATE_EPOCH there and clear the
-# optional header's checksum, which it covers (UEFI does not check it; signing recomputes it).
-le32() {
-    printf '%b' "$(printf '\\%03o' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)))"
-}
-pe_header=$(od -An -tu4 -j 60 -N 4 "$out/postern-a.efi" | tr -d ' ')
-le32 "$SOURCE_DATE_EPOCH" | dd of="$out/postern-a.efi" bs=1 seek=$((pe_header + 8)) conv=notrunc status=none
-le32 0 | dd of="$out/postern-a.efi" bs=1 seek=$((pe_header + 88)) conv=notrunc status=none
-step_done "$(($(stat -c %s "$out/postern-a.efi") / MiB)) MiB, cmdline: $cmdline"
+step_done "$(($(stat -c %s "$out/postern-a.efi") / MiB)) MiB each, cmdline: $(cat "$work/cmdline-a")"
+
+# ---------------------------------------------------------------------------------------------
+step "update bundle (signed)"
+rm -f "$out/update.bundle"
+run bundle "$posternctl" update pack --key "$signing_key" --version "$image_version" \
+    --roothash "$roothash" --root "$out/root-a.erofs" --verity "$out/root-a.verity" \
+    --uki-a "$out/postern-a.efi" --uki-b "$out/postern-b.efi" --out "$out/update.bundle"
+chmod 0644 "$out/update.bundle"
+echo "$image_version" >"$out/version"
+echo "$SOURCE_DATE_EPOCH" >"$out/source-date-epoch"
+step_done "$(($(stat -c %s "$out/update.bundle") / MiB)) MiB, version $image_version"
+
+if ((update_only)); then
+    chmod 0644 "$out/root-a.erofs" "$out/root-a.verity" "$out/roothash-a"
+    (cd "$out" && sha256sum update.bundle root-a.erofs root-a.verity roothash-a postern-a.efi \
+        postern-b.efi >SHA256SUMS)
+    rm -rf "$root" "$initramfs"
+    echo "built $out/update.bundle in $((SECONDS - build_start)) s: Postern $image_version, kernel $kver"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "ESP and data partition"
@@ -598,14 +681,18 @@ put "$work/esp.img" esp
 put "$out/root-a.erofs" root-a
 put "$out/root-a.verity" verity-a
 put "$work/data.img" data
-run zstd zstd -T0 -q -f -9 "$disk" -o "$disk.zst"
+zst_note="not compressed"
+if ((compress)); then
+    run zstd zstd -T0 -q -f -9 "$disk" -o "$disk.zst"
+    zst_note="$(($(stat -c %s "$disk.zst") / MiB)) MiB zstd"
+fi
 
 install -m 0644 "$work/packages.manifest" "$out/packages.manifest"
-chmod 0644 "$out/root-a.erofs" "$out/root-a.verity" "$out/roothash-a" "$out/postern-a.efi"
-(cd "$out" && sha256sum disk.raw disk.raw.zst root-a.erofs root-a.verity roothash-a postern-a.efi \
-    >SHA256SUMS)
-step_done "$((start + 1)) MiB disk, root slots $slot_mib MiB, $(($(stat -c %s "$disk.zst") / MiB)) MiB zstd"
+chmod 0644 "$out/root-a.erofs" "$out/root-a.verity" "$out/roothash-a"
+(cd "$out" && sha256sum disk.raw $( ((compress)) && echo disk.raw.zst) update.bundle root-a.erofs \
+    root-a.verity roothash-a postern-a.efi postern-b.efi >SHA256SUMS)
+step_done "$((start + 1)) MiB disk, root slots $slot_mib MiB, $zst_note"
 
 rm -rf "$root" "$initramfs" "$work/data" "$work/esp"
-echo "built $out/disk.raw (+ .zst) in $((SECONDS - build_start)) s: Postern $image_version, kernel $kver"
+echo "built $out/disk.raw$( ((compress)) && echo " (+ .zst)") in $((SECONDS - build_start)) s: Postern $image_version, kernel $kver"
 echo "root hash (slot a): $roothash"

@@ -223,12 +223,16 @@ impl Handler {
         let audited = cmd.role() == Role::Admin;
         let subject = cmd.subject();
         tracing::info!(command = name, actor = %actor.name, via = actor.via.as_str(), "admin command");
-        let r = match self.admin_command(&cmd).await {
-            Some(r) => r,
-            None => match self.execute_cluster(cmd.clone()).await {
-                Some(r) => plain(r),
-                None => self.key_command(cmd).await,
-            },
+        let r = if let Command::UpdateStage { reboot } = cmd {
+            self.update_stage(reboot, &actor.name).await
+        } else {
+            match self.admin_command(&cmd).await {
+                Some(r) => r,
+                None => match self.execute_cluster(cmd.clone()).await {
+                    Some(r) => plain(r),
+                    None => self.key_command(cmd).await,
+                },
+            }
         };
         if audited {
             let result = match &r {
@@ -321,8 +325,23 @@ impl Handler {
             }
             Command::WebTlsSet { cert, key } => self.web_tls_set(cert, key).await,
             Command::Hardware => self.hardware_json().await,
+            Command::System => Ok(self.spool.status()),
             _ => return None,
         })
+    }
+
+    /// Verifies the bundle the web server received (reading a few hundred MiB: on the
+    /// blocking pool) and hands it to the privileged installer.
+    async fn update_stage(&self, reboot: bool, by: &str) -> Outcome {
+        let spool = self.spool.clone();
+        let by = by.to_owned();
+        tokio::task::spawn_blocking(move || spool.stage(reboot, &by))
+            .await
+            .map_err(|e| (ErrorKind::Invalid, e.to_string()))?
+            .map_err(|e| match e {
+                crate::update::StageError::Invalid(m) => (ErrorKind::Invalid, m),
+                crate::update::StageError::Conflict(m) => (ErrorKind::Conflict, m),
+            })
     }
 
     /// This node's hardware and every node's summary from the cluster state.
@@ -580,6 +599,11 @@ impl Backend for GuiBackend {
 
     fn node_name(&self) -> String {
         self.handler.node_name.clone()
+    }
+
+    fn update_spool(&self) -> Option<std::path::PathBuf> {
+        let spool = &self.handler.spool;
+        spool.public_key.as_ref().map(|_| spool.dir.clone())
     }
 }
 

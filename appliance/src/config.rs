@@ -26,6 +26,15 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub web: WebConfig,
     pub hardware: HardwareConfig,
+    pub update: UpdateConfig,
+}
+
+/// System updates of the appliance image (signed bundles, DESIGN.md §8).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateConfig {
+    /// The vendor's Ed25519 public key (PEM) that bundles must be signed with; none: this
+    /// node takes no update bundles (not an appliance image).
+    pub public_key: Option<PathBuf>,
 }
 
 /// Hardware monitoring and the watchdog (DESIGN.md §8).
@@ -244,6 +253,7 @@ impl Reader {
                 "cluster",
                 "web",
                 "hardware",
+                "update",
             ],
         );
         let empty = Table::new();
@@ -255,6 +265,7 @@ impl Reader {
         let cluster = self.section(root, "cluster").unwrap_or(&empty);
         let web = self.section(root, "web").unwrap_or(&empty);
         let hardware = self.section(root, "hardware").unwrap_or(&empty);
+        let update = self.section(root, "update").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
@@ -265,6 +276,7 @@ impl Reader {
             cluster: self.cluster(cluster),
             web: self.web(web),
             hardware: self.hardware(hardware),
+            update: self.update(update),
         };
         self.check(&config);
         config
@@ -561,6 +573,16 @@ impl Reader {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             alert_to,
+        }
+    }
+
+    fn update(&mut self, t: &Table) -> UpdateConfig {
+        self.known(t, "update.", &["public_key"]);
+        UpdateConfig {
+            public_key: self
+                .opt_string(t, "update.", "public_key")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
         }
     }
 

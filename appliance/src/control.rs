@@ -30,6 +30,8 @@ pub struct Handler {
     pub node_name: String,
     /// This node's hardware health.
     pub hardware: Arc<crate::hardware::Monitor>,
+    /// System updates: the spool folder the web server receives bundles into.
+    pub spool: crate::update::Spool,
 }
 
 fn b64d(s: &str) -> Result<Vec<u8>, String> {

@@ -75,6 +75,14 @@ impl Daemon {
             path: data_dir.display().to_string(),
             source,
         })?;
+        // Update bundles arrive here (the web server writes, the root installer reads); a
+        // half-received one from before a restart is of no use.
+        let spool = data_dir.join("update");
+        create_private_dir(&spool).map_err(|source| StartError::DataDir {
+            path: spool.display().to_string(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(spool.join(crate::update::SPOOL_INCOMING));
         let tls_config = tls::server_config(&config.tls, data_dir, &config.server.hostname)?;
         let mut targets = vec![Target::new(config.downstream.clone())?];
         let mut rules = Vec::new();
@@ -153,6 +161,11 @@ impl Daemon {
             trace,
             node_name: config.server.hostname.clone(),
             hardware: crate::hardware::Monitor::new(config.hardware.clone()),
+            spool: crate::update::Spool {
+                dir: data_dir.join("update"),
+                public_key: config.update.public_key.clone(),
+                system: crate::update::System::default(),
+            },
         };
         let web_addr = config.web.listen;
         let web_listener =

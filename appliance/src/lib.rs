@@ -22,3 +22,4 @@ pub mod relay;
 pub mod settings;
 pub mod smtp;
 pub mod tls;
+pub mod update;

@@ -106,6 +106,7 @@ impl Reply {
 pub struct Client {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
+    read_timeout: Duration,
 }
 
 impl Client {
@@ -131,7 +132,14 @@ impl Client {
         Ok(Client {
             addr,
             config: Arc::new(config),
+            read_timeout: Duration::from_secs(60),
         })
+    }
+
+    /// How long to wait for a reply (default 60 s).
+    pub fn with_read_timeout(mut self, d: Duration) -> Client {
+        self.read_timeout = d;
+        self
     }
 
     /// Sends one request; `headers` as (name, value).
@@ -146,7 +154,7 @@ impl Client {
         let mut conn = rustls::ClientConnection::new(Arc::clone(&self.config), name)?;
         let mut tcp = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
             .with_context(|| format!("connect {}", self.addr))?;
-        tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+        tcp.set_read_timeout(Some(self.read_timeout))?;
         let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",

@@ -129,18 +129,35 @@ impl Vm {
     /// Waits until the console shows `what` (Ok with the time it took) or qemu exits or
     /// `timeout` passes (Err with the reason).
     pub fn wait_console(&mut self, what: &str, timeout: Duration) -> Result<Duration, String> {
+        self.wait_console_count(what, 1, timeout)
+    }
+
+    /// How often the console shows `what` so far (a line per boot counts boots).
+    pub fn console_count(&self, what: &str) -> usize {
+        self.console().matches(what).count()
+    }
+
+    /// Like [`Vm::wait_console`], until `what` was shown `n` times (the n-th boot's line).
+    pub fn wait_console_count(
+        &mut self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
         let start = Instant::now();
         loop {
-            if self.console().contains(what) {
+            if self.console_count(what) >= n {
                 return Ok(start.elapsed());
             }
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                return Err(format!("qemu exited ({status}) before {what:?}"));
+                return Err(format!("qemu exited ({status}) before {what:?} (×{n})"));
             }
             if start.elapsed() > timeout {
-                return Err(format!("no {what:?} on the console within {timeout:?}"));
+                return Err(format!(
+                    "{what:?} not {n} time(s) on the console within {timeout:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(250));
         }

@@ -24,6 +24,8 @@ pub fn routes() -> Router<App> {
         .route("/status", get(cluster_status))
         .route("/stats", get(stats))
         .route("/hardware", get(hardware))
+        .route("/system", get(system))
+        .route("/system/update", post(system_update))
         .route("/users", get(user_list).post(user_enrol))
         .route("/users/{address}", delete(user_remove))
         .route("/users/{address}/certificate", get(user_cert))
@@ -172,6 +174,97 @@ async fn stats(State(app): State<App>, who: ApiCaller) -> Response {
 
 async fn hardware(State(app): State<App>, who: ApiCaller) -> Response {
     exec(&app, &who, Command::Hardware).await
+}
+
+async fn system(State(app): State<App>, who: ApiCaller) -> Response {
+    exec(&app, &who, Command::System).await
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateQuery {
+    #[serde(default)]
+    reboot: bool,
+}
+
+/// An update bundle as the request body (application/octet-stream), streamed into the spool
+/// folder, then verified and handed to the installer. The role is checked before the body is
+/// read: a readonly caller does not get to upload hundreds of MiB.
+async fn system_update(
+    State(app): State<App>,
+    who: ApiCaller,
+    q: Result<Query<UpdateQuery>, QueryRejection>,
+    body: axum::body::Body,
+) -> Response {
+    let q = input!(query(q));
+    let cmd = Command::UpdateStage { reboot: q.reboot };
+    if who.0.role < cmd.role() {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "update needs the admin role; {} is {}",
+                who.0.name,
+                who.0.role.as_str()
+            ),
+        );
+    }
+    let Some(dir) = app.backend().update_spool() else {
+        return api_error(
+            StatusCode::CONFLICT,
+            "this node takes no update bundles: [update] public_key is not set (the appliance image sets it)",
+        );
+    };
+    if let Err(e) = receive(body, &dir.join("incoming")).await {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!("receiving the bundle: {e}"),
+        );
+    }
+    exec(&app, &who, cmd).await
+}
+
+/// The largest update bundle received.
+const MAX_BUNDLE: u64 = 4 << 30;
+
+/// Writes a request body to `path` (mode 0600), at most [`MAX_BUNDLE`] bytes.
+async fn receive(body: axum::body::Body, path: &std::path::Path) -> Result<u64, String> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0u64;
+    let result = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            total += chunk.len() as u64;
+            if total > MAX_BUNDLE {
+                return Err(format!("larger than {} GiB", MAX_BUNDLE >> 30));
+            }
+            f.write_all(&chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        f.sync_all()
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if total == 0 {
+            return Err(
+                "the request has no body (send the bundle as application/octet-stream)".into(),
+            );
+        }
+        Ok(total)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    result
 }
 
 async fn user_list(State(app): State<App>, who: ApiCaller) -> Response {

@@ -156,6 +156,13 @@ pub enum Command {
     },
     /// This node's hardware (report, readings, event log) and every node's summary.
     Hardware,
+    /// This node's system: the root slot and image version it runs, the last update.
+    System,
+    /// Install the update bundle the web server received into this node's spool folder
+    /// (verified here, written to the inactive slot by the privileged installer).
+    UpdateStage {
+        reboot: bool,
+    },
 }
 
 /// What a setting's name looks like (`crypto.always_encrypt`, `relay.downstream`).
@@ -282,6 +289,8 @@ impl Command {
             Command::Stats => "stats",
             Command::WebTlsSet { .. } => "web-tls-set",
             Command::Hardware => "hardware",
+            Command::System => "system",
+            Command::UpdateStage { .. } => "update",
         }
     }
 
@@ -305,7 +314,8 @@ impl Command {
             | Command::AuditList { .. }
             | Command::TraceList { .. }
             | Command::Stats
-            | Command::Hardware => Role::Readonly,
+            | Command::Hardware
+            | Command::System => Role::Readonly,
             _ => Role::Admin,
         }
     }
@@ -329,6 +339,7 @@ impl Command {
             | Command::AdminPassword { name, .. }
             | Command::TokenRevoke { name } => name.clone(),
             Command::TokenCreate { name, role } => format!("{name} ({role})"),
+            Command::UpdateStage { reboot: true } => "then reboot".into(),
             _ => String::new(),
         }
     }

@@ -62,4 +62,7 @@ pub trait Backend: Send + Sync + 'static {
     fn web_tls(&self) -> Option<(String, String)>;
     /// This node's name, for page titles and the TOTP issuer.
     fn node_name(&self) -> String;
+    /// The folder an update bundle is received into (as `incoming`) before
+    /// [`Command::UpdateStage`]; none when this node takes no updates.
+    fn update_spool(&self) -> Option<std::path::PathBuf>;
 }

@@ -113,6 +113,26 @@ fn ops() -> Vec<Op> {
         ),
         op(
             "get",
+            "/system",
+            "This node's system: the root slot (a or b) and image version it runs, and the last update's state",
+            None,
+            obj(
+                &["updates", "pending"],
+                json!({ "updates": {"type": "boolean"}, "slot": {"type": "string", "nullable": true}, "version": {"type": "string", "nullable": true}, "appliance": string(), "pending": {"type": "boolean"}, "last_update": {"type": "object", "nullable": true} }),
+            ),
+        ),
+        op(
+            "post",
+            "/system/update",
+            "Install a signed update bundle (the body, application/octet-stream) into the inactive root slot; ?reboot=true reboots into it. The next boot tries it and falls back to the running slot if it does not come up healthy",
+            None,
+            obj(
+                &["version", "slot", "reboot", "message"],
+                json!({ "version": string(), "slot": string(), "reboot": {"type": "boolean"}, "message": string(), "running": {"type": "object"} }),
+            ),
+        ),
+        op(
+            "get",
             "/users",
             "Internal users and their keys",
             None,
@@ -423,6 +443,12 @@ pub fn document() -> Value {
         if matches!(o.path, "/audit" | "/trace") {
             operation["parameters"] = json!([{ "name": "limit", "in": "query", "required": false,
                 "schema": { "type": "integer", "minimum": 0, "maximum": crate::api::MAX_LIMIT } }]);
+        }
+        if o.path == "/system/update" {
+            operation["parameters"] = json!([{ "name": "reboot", "in": "query", "required": false,
+                "schema": { "type": "boolean" } }]);
+            operation["requestBody"] = json!({ "required": true, "content": {
+                "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
         }
         if let Some(b) = o.body {
             operation["requestBody"] =

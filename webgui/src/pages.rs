@@ -587,6 +587,8 @@ async fn dashboard(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> 
         .await
         .unwrap_or(Value::Null);
     body.push_str(&hardware_section(&hw));
+    let sys = run(&app, &a, Command::System).await.unwrap_or(Value::Null);
+    body.push_str(&system_section(&sys));
     body.push_str("<h2>Last errors</h2>");
     let errors: Vec<Vec<String>> = trace
         .as_array()
@@ -611,6 +613,38 @@ async fn dashboard(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> 
         "No errors recently.",
     ));
     render(&app, &a, "Dashboard", "/", &f, &body)
+}
+
+/// The dashboard's system panel: the root slot and image version this node runs, and what
+/// became of the last update (POST /api/v1/system/update, posternctl update).
+fn system_section(sys: &Value) -> String {
+    let mut out = String::from("<section><h2>System</h2>");
+    match sys["slot"].as_str() {
+        Some(slot) => out.push_str(&format!(
+            "<p>Root slot <strong id=\"system-slot\">{}</strong>, version <span id=\"system-version\">{}</span></p>",
+            esc(slot),
+            esc(&s(&sys["version"]))
+        )),
+        None => out.push_str(&format!(
+            "<p class=\"hint\">{}</p>",
+            esc(&s(&sys["appliance"]))
+        )),
+    }
+    let last = &sys["last_update"];
+    if last.is_object() {
+        let badge = match last["state"].as_str() {
+            Some("running" | "installed" | "staged" | "installing") => "good",
+            _ => "bad",
+        };
+        out.push_str(&format!(
+            "<p>Last update: <span class=\"badge {badge}\" id=\"update-state\">{}</span> {} ({})</p>",
+            esc(&s(&last["state"])),
+            esc(&s(&last["message"])),
+            esc(&time(last["at"].as_u64().unwrap_or(0)))
+        ));
+    }
+    out.push_str("</section>");
+    out
 }
 
 /// The dashboard's hardware panel: this node's overall state and its problems, and every

@@ -72,6 +72,56 @@ enum What {
     Stats,
     /// This node's hardware health and readings, and every node's summary.
     Hardware,
+    /// System updates of the appliance image: signed bundles into the inactive root slot.
+    #[command(subcommand)]
+    Update(UpdateCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum UpdateCmd {
+    /// The slot and version this node runs, and the last update's state.
+    Status,
+    /// Install a bundle into the inactive slot now (root, on the appliance); the next boot
+    /// tries it and falls back if it does not come up healthy.
+    Install {
+        bundle: PathBuf,
+        /// Reboot into it once it is written.
+        #[arg(long)]
+        reboot: bool,
+        /// The key bundles must be signed with.
+        #[arg(long, default_value = postern::update::DEFAULT_PUBLIC_KEY)]
+        public_key: PathBuf,
+    },
+    /// Install what posternd staged in DATA_DIR/update (run by postern-update.service).
+    ApplyStaged {
+        #[arg(long, default_value = postern::update::DEFAULT_PUBLIC_KEY)]
+        public_key: PathBuf,
+    },
+    /// Record what became of the last update at boot: running, or rolled back (run by
+    /// postern-update-boot.service).
+    BootCheck,
+    /// Pack and sign a bundle (image/build.sh runs this).
+    Pack {
+        /// The Ed25519 private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The new system's IMAGE_VERSION.
+        #[arg(long)]
+        version: String,
+        /// dm-verity root hash of the root file system.
+        #[arg(long)]
+        roothash: String,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        verity: PathBuf,
+        #[arg(long)]
+        uki_a: PathBuf,
+        #[arg(long)]
+        uki_b: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,7 +411,111 @@ fn request(cli: &Cli) -> anyhow::Result<Command> {
         What::Trace { limit } => Command::TraceList { limit: *limit },
         What::Stats => Command::Stats,
         What::Hardware => Command::Hardware,
+        What::Update(UpdateCmd::Status) => Command::System,
+        What::Update(_) => bail!("this update command runs locally"),
     })
+}
+
+/// The update commands that run here, as root, not through posternd.
+fn update_local(cli: &Cli, u: &UpdateCmd) -> anyhow::Result<()> {
+    use postern::update;
+    let sys = update::System::default();
+    let spool = cli.data_dir.join("update");
+    let mut progress = |s: &str| say(&format!("postern-update: {s}"));
+    match u {
+        UpdateCmd::Status => unreachable!("status goes through posternd"),
+        UpdateCmd::Install {
+            bundle,
+            reboot,
+            public_key,
+        } => {
+            let key = update::public_key(public_key)?;
+            let done = update::install(bundle, &key, public_key, &sys, &mut progress)?;
+            if spool.is_dir() {
+                update::Status::new(
+                    "installed",
+                    Some(done.slot),
+                    &done.version,
+                    format!(
+                        "version {} is in slot {} (posternctl)",
+                        done.version,
+                        done.slot.as_str()
+                    ),
+                )
+                .write(&spool.join(update::SPOOL_STATUS))?;
+            }
+            say(&format!(
+                "installed version {} into slot {}; the next boot tries it ({} boots to come up healthy, else back to slot {})",
+                done.version,
+                done.slot.as_str(),
+                update::TRIES,
+                done.previous.slot.as_str()
+            ));
+            if *reboot {
+                reboot_now()?;
+            }
+        }
+        UpdateCmd::ApplyStaged { public_key } => {
+            match update::apply_staged(&spool, public_key, &sys, &mut progress) {
+                Ok(Some(req)) if req.reboot => reboot_now()?,
+                Ok(Some(_)) => progress("it runs after the next reboot"),
+                Ok(None) => progress("nothing staged"),
+                Err(e) => bail!("update failed: {e}"),
+            }
+        }
+        UpdateCmd::BootCheck => {
+            match update::boot_check(&sys, &spool.join(update::SPOOL_STATUS))? {
+                Some(st) => progress(&st.message),
+                None => {
+                    let r = sys.running()?;
+                    progress(&format!(
+                        "slot {} runs version {}",
+                        r.slot.as_str(),
+                        r.version
+                    ));
+                }
+            }
+        }
+        UpdateCmd::Pack {
+            key,
+            version,
+            roothash,
+            root,
+            verity,
+            uki_a,
+            uki_b,
+            out,
+        } => {
+            let key = update::private_key(key)?;
+            let files = [root.clone(), verity.clone(), uki_a.clone(), uki_b.clone()];
+            let m = update::pack(out, version, roothash, &files, &key)?;
+            let size: u64 = m.files.iter().map(|f| f.size).sum();
+            say(&format!(
+                "wrote {} (version {}, {} MiB, signed)",
+                out.display(),
+                m.version,
+                size >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A line on standard output (the console, under systemd).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+fn reboot_now() -> anyhow::Result<()> {
+    say("postern-update: rebooting");
+    let status = std::process::Command::new("systemctl")
+        .arg("reboot")
+        .status()
+        .context("cannot run systemctl reboot")?;
+    if !status.success() {
+        bail!("systemctl reboot failed ({status})");
+    }
+    Ok(())
 }
 
 fn call(cli: &Cli, cmd: &Command) -> anyhow::Result<Response> {
@@ -403,7 +557,8 @@ fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
             | What::Audit { .. }
             | What::Trace { .. }
             | What::Stats
-            | What::Hardware,
+            | What::Hardware
+            | What::Update(_),
             v,
         ) if !v.is_null() => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
@@ -463,6 +618,11 @@ fn summary_line(v: &serde_json::Value) -> String {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let What::Update(u) = &cli.what
+        && !matches!(u, UpdateCmd::Status)
+    {
+        return update_local(cli, u);
+    }
     let cmd = request(cli)?;
     let response = call(cli, &cmd)?;
     if cli.json {

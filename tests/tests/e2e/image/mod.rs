@@ -20,6 +20,44 @@ const BOOT: Duration = Duration::from_secs(300);
 /// tests (VIP failover timings among them) run beside these.
 static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs image/build.sh with `args` (and `env`), printing its step lines; Err with its output.
+fn build(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/build.sh");
+    let started = std::time::Instant::now();
+    let run = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    eprintln!(
+        "image/build.sh {} took {:.0} s:\n{}",
+        args.join(" "),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter(|l| l.starts_with('[') || l.starts_with("built"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    if run.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "image/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        ))
+    }
+}
+
+/// The folder the image is built into.
+fn image_dir() -> PathBuf {
+    std::env::var("POSTERN_IMAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/var/tmp/postern-image"))
+}
+
 /// Builds the image once per test run (image/build.sh caches what did not change).
 fn image() -> Option<PathBuf> {
     if let Err(reason) = qemu::available() {
@@ -31,35 +69,8 @@ fn image() -> Option<PathBuf> {
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let out = std::env::var("POSTERN_IMAGE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from("/var/tmp/postern-image"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/build.sh");
-        let started = std::time::Instant::now();
-        let run = Command::new("bash")
-            .arg(&script)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        eprintln!(
-            "image/build.sh took {:.0} s:\n{}",
-            started.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&run.stderr)
-                .lines()
-                .filter(|l| l.starts_with('['))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        if run.status.success() {
-            Ok(out)
-        } else {
-            Err(format!(
-                "image/build.sh failed:\n{}{}",
-                String::from_utf8_lossy(&run.stdout),
-                String::from_utf8_lossy(&run.stderr)
-            ))
-        }
+        let out = image_dir();
+        build(&["--out", &out.display().to_string()], &[]).map(|()| out)
     });
     match built {
         Ok(p) => Some(p.clone()),
@@ -91,48 +102,13 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     let r = postern_tests::wait_for(Duration::from_secs(30), || gui.get("/login", &[]).ok())
         .expect("HTTPS answers");
     assert_eq!((r.status, r.header("location")), (303, Some("/setup")));
-    let setup = gui.get("/setup", &[]).expect("setup page");
-    assert!(
-        setup.text().contains("Set up this node"),
-        "{}",
-        setup.text()
-    );
-    // Set it up through the API with the host's sink as downstream (10.0.2.2 is the host).
-    let port = sink
-        .addr()
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_owned())
-        .expect("port");
-    let r = gui
-        .request(
-            "POST",
-            "/api/v1/setup",
-            &[("Content-Type", "application/json")],
-            serde_json::json!({
-                "admin": "root",
-                "password": "correct horse battery staple",
-                "domains": ["corp.example"],
-                "downstream": format!("10.0.2.2:{port}"),
-            })
-            .to_string()
-            .as_bytes(),
-        )
-        .expect("setup");
-    assert_eq!(r.status, 200, "{}", r.text());
+    let page = gui.get("/setup", &[]).expect("setup page");
+    assert!(page.text().contains("Set up this node"), "{}", page.text());
+    setup(&gui, &sink);
 
-    // A message through the appliance: signed on its way (alice is not enrolled: relayed
-    // as is; the point is the queue-less path through the booted system).
-    let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", vm.port(25)).parse().expect("addr");
-    let mut c = postern_tests::client::Client::ready(smtp);
-    c.cmd("EHLO host.test", 250);
-    let r = c.send_mail(
-        "alice@corp.example",
-        &["bob@partner.example"],
-        "From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: through the appliance\r\n\r\nhello from the host\r\n",
-    );
-    assert_eq!(r.code, 250, "{r:?}");
-    let got = sink.wait_for_messages(1, Duration::from_secs(30));
-    assert!(got[0].text().contains("Subject: through the appliance"));
+    // A message through the appliance (alice is not enrolled: relayed as is; the point is the
+    // queue-less path through the booted system).
+    send_through(&vm, &sink, "through the appliance");
 
     // No failed units; the hardening figure, printed.
     vm.wait_console("postern-boot-report:", Duration::from_secs(60))
@@ -157,6 +133,54 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
         .and_then(|v| v.parse().ok())
         .expect("exposure figure");
     assert!(level <= 2.0, "postern.service exposure {exposure}");
+}
+
+/// Sets a fresh appliance up through the API, with the host's sink as downstream (10.0.2.2 is
+/// the host); returns the administrator's TOTP secret.
+fn setup(gui: &postern_tests::https::Client, sink: &Sink) -> String {
+    let port = sink
+        .addr()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("port");
+    let r = postern_tests::wait_for(Duration::from_secs(30), || {
+        gui.request(
+            "POST",
+            "/api/v1/setup",
+            &[("Content-Type", "application/json")],
+            serde_json::json!({
+                "admin": "root",
+                "password": "correct horse battery staple",
+                "domains": ["corp.example"],
+                "downstream": format!("10.0.2.2:{port}"),
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .ok()
+    })
+    .expect("setup");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["totp_secret"].as_str().expect("secret").to_owned()
+}
+
+/// One message through the VM's SMTP port: accepted (after the downstream took it) and
+/// received by `sink`.
+fn send_through(vm: &Vm, sink: &Sink, subject: &str) {
+    let smtp: std::net::SocketAddr = format!("127.0.0.1:{}", vm.port(25)).parse().expect("addr");
+    let mut c = postern_tests::client::Client::ready(smtp);
+    c.cmd("EHLO host.test", 250);
+    let before = sink.messages().len();
+    let r = c.send_mail(
+        "alice@corp.example",
+        &["bob@partner.example"],
+        &format!(
+            "From: alice@corp.example\r\nTo: bob@partner.example\r\nSubject: {subject}\r\n\r\nhello from the host\r\n"
+        ),
+    );
+    assert_eq!(r.code, 250, "{r:?}");
+    let got = sink.wait_for_messages(before + 1, Duration::from_secs(30));
+    assert!(got[before].text().contains(&format!("Subject: {subject}")));
 }
 
 /// Byte offset and size of the partition named `name` in a GPT disk image.
@@ -332,4 +356,239 @@ fn the_image_reads_emulated_hardware_through_real_drivers() {
         "{hw}"
     );
     assert_eq!(hw["report"]["model"], "generic");
+}
+
+/// Two update bundles built a minute after the image (so newer versions), from the same tree
+/// and binaries: a good one, and a deliberately broken one whose posternd configuration does
+/// not load (signed all the same: what a bad release looks like).
+fn update_bundles(base: &Path) -> (PathBuf, PathBuf) {
+    static BUILT: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let epoch: u64 = std::fs::read_to_string(base.join("source-date-epoch"))
+            .map_err(|e| format!("source-date-epoch: {e}"))?
+            .trim()
+            .parse()
+            .map_err(|e| format!("source-date-epoch: {e}"))?;
+        let env = [("SOURCE_DATE_EPOCH", (epoch + 60).to_string())];
+        let parent = base.parent().unwrap_or(Path::new("/var/tmp"));
+        let good = parent.join("postern-image-update-good");
+        build(
+            &["--no-cargo", "--update-only", "--out", &good.display().to_string()],
+            &env,
+        )?;
+        let overlay = parent.join("postern-image-broken-overlay");
+        let conf = overlay.join("etc/postern");
+        std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
+        std::fs::write(
+            conf.join("postern.toml"),
+            "# A deliberately broken release: posternd refuses this configuration.\n[server]\nlisten = \"not an address\"\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let broken = parent.join("postern-image-update-broken");
+        build(
+            &[
+                "--no-cargo",
+                "--update-only",
+                "--overlay",
+                &overlay.display().to_string(),
+                "--out",
+                &broken.display().to_string(),
+            ],
+            &env,
+        )?;
+        Ok((good, broken))
+    });
+    match built {
+        Ok((g, b)) => (g.clone(), b.clone()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// An admin API token, made through a GUI session (the form's CSRF token as X-CSRF-Token).
+fn api_token(gui: &postern_tests::https::Client, session: &str) -> String {
+    let page = gui.get("/", &[("Cookie", session)]).expect("dashboard");
+    let text = page.text();
+    let csrf = text
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form's CSRF token on the dashboard")
+        .to_owned();
+    let r = gui
+        .request(
+            "POST",
+            "/api/v1/tokens",
+            &[
+                ("Cookie", session),
+                ("X-CSRF-Token", &csrf),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"name":"updates","role":"admin"}"#,
+        )
+        .expect("token");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["token"].as_str().expect("token").to_owned()
+}
+
+fn system(gui: &postern_tests::https::Client, token: &str) -> serde_json::Value {
+    let r = gui
+        .json("GET", "/api/v1/system", token, None)
+        .expect("system");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// Uploads a bundle to POST /api/v1/system/update?reboot=true.
+fn upload(
+    gui: &postern_tests::https::Client,
+    token: &str,
+    bundle: &[u8],
+) -> postern_tests::https::Reply {
+    let started = std::time::Instant::now();
+    let r = gui
+        .request(
+            "POST",
+            "/api/v1/system/update?reboot=true",
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            bundle,
+        )
+        .expect("upload");
+    eprintln!(
+        "image: {} MiB bundle uploaded and verified in {:.0} s: {} {}",
+        bundle.len() >> 20,
+        started.elapsed().as_secs_f64(),
+        r.status,
+        r.text()
+    );
+    r
+}
+
+#[test]
+fn an_update_runs_from_slot_b_and_a_broken_one_rolls_back_to_a() {
+    let Some(dir) = image() else {
+        return;
+    };
+    let (good, broken) = update_bundles(&dir);
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let base_version = std::fs::read_to_string(dir.join("version")).expect("version");
+    let new_version = std::fs::read_to_string(good.join("version")).expect("version");
+    let (base_version, new_version) = (base_version.trim(), new_version.trim());
+
+    // A disk of our own: updates must survive reboots.
+    let scratch = Scratch::new("update");
+    let disk = scratch.join("disk.raw");
+    let cp = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(dir.join("disk.raw"))
+        .arg(&disk)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let sink = Sink::start(&[]);
+    let mut o = BootOptions::new(&disk);
+    o.writable = true;
+    o.forwards = vec![25, 443];
+    let mut vm = Vm::boot(&o);
+    vm.wait_console("posternd ready", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let web: std::net::SocketAddr = format!("127.0.0.1:{}", vm.port(443)).parse().expect("addr");
+    let gui = postern_tests::https::Client::any_certificate(web)
+        .expect("client")
+        .with_read_timeout(Duration::from_secs(600));
+    let secret = setup(&gui, &sink);
+    let session = gui_session(&gui, &secret);
+    let token = api_token(&gui, &session);
+    let s = system(&gui, &token);
+    assert_eq!(
+        (s["slot"].as_str(), s["version"].as_str()),
+        (Some("a"), Some(base_version)),
+        "{s}"
+    );
+
+    // Refused before anything is written: a bundle whose manifest was altered, and the same
+    // version as the one running.
+    let good_bytes = std::fs::read(good.join("update.bundle")).expect("good bundle");
+    let mut altered = good_bytes[..64 * 1024].to_vec();
+    altered[40] ^= 1;
+    let r = upload(&gui, &token, &altered);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("signature does not verify"),
+        "{}",
+        r.text()
+    );
+    let same = std::fs::read(dir.join("update.bundle")).expect("base bundle");
+    let r = upload(&gui, &token, &same);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("not newer than the running"),
+        "{}",
+        r.text()
+    );
+    drop(same);
+
+    // The broken release: installed into slot b, tried three times, given up on; slot a runs.
+    let r = upload(
+        &gui,
+        &token,
+        &std::fs::read(broken.join("update.bundle")).expect("broken"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["slot"], "b", "{}", r.text());
+    vm.wait_console("installed into slot b", Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rolled = vm
+        .wait_console("back on slot a", Duration::from_secs(1200))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "image: the broken update was given up on after {:.0} s",
+        rolled.as_secs_f64()
+    );
+    assert_eq!(
+        vm.console_count("postern-initramfs: slot b,"),
+        3,
+        "three boots of slot b"
+    );
+    assert!(
+        vm.console()
+            .contains("postern-healthy: this boot is on trial")
+    );
+    vm.wait_console_count("posternd ready", 2, BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = postern_tests::wait_for(Duration::from_secs(60), || {
+        gui.json("GET", "/api/v1/system", &token, None)
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("system")
+    .json();
+    assert_eq!(s["slot"], "a", "{s}");
+    assert_eq!(s["version"], base_version, "{s}");
+    assert_eq!(s["last_update"]["state"], "rolled-back", "{s}");
+
+    // The good release: slot b, and mail flows through it.
+    let r = upload(&gui, &token, &good_bytes);
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(good_bytes);
+    let took = vm
+        .wait_console_count("posternd ready", 3, Duration::from_secs(900))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "image: install + reboot into slot b took {:.0} s",
+        took.as_secs_f64()
+    );
+    let s = postern_tests::wait_for(Duration::from_secs(60), || {
+        gui.json("GET", "/api/v1/system", &token, None)
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("system")
+    .json();
+    assert_eq!(s["slot"], "b", "{s}");
+    assert_eq!(s["version"], new_version, "{s}");
+    assert_eq!(s["last_update"]["state"], "running", "{s}");
+    send_through(&vm, &sink, "after the update");
 }
