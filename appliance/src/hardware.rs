@@ -109,6 +109,11 @@ impl Monitor {
                 .as_ref()
                 .filter(|_| watchdog)
                 .map(|p| p.display().to_string()),
+            "watchdog_identity": self
+                .config
+                .watchdog
+                .as_ref()
+                .and_then(|p| postern_hardware::watchdog::identity(sys, p)),
         });
         (
             health::evaluate(&profile, &readings, watchdog),
@@ -368,7 +373,9 @@ pub fn start_watchdog(
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, String> {
     let mut dog = Watchdog::open(path).map_err(|e| e.to_string())?;
-    tracing::info!(device = %path.display(), "hardware watchdog armed: petted while this node is healthy");
+    let identity = postern_hardware::watchdog::identity(&monitor.config.sys_root, path)
+        .unwrap_or_else(|| "unknown".into());
+    tracing::info!(device = %path.display(), %identity, "hardware watchdog armed: petted while this node is healthy");
     std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {

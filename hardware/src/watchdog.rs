@@ -60,6 +60,21 @@ impl Watchdog {
     }
 }
 
+/// The driver's name for the watchdog device `device` (`/sys/class/watchdog/<name>/identity`,
+/// e.g. "i6300ESB timer" or "iTCO_wdt"); the legacy `/dev/watchdog` is the first one,
+/// watchdog0.
+pub fn identity(sys_root: &Path, device: &Path) -> Option<String> {
+    let name = device.file_name()?.to_str()?;
+    let name = if name == "watchdog" {
+        "watchdog0"
+    } else {
+        name
+    };
+    let text = std::fs::read_to_string(sys_root.join("class/watchdog").join(name).join("identity"))
+        .ok()?;
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +93,18 @@ mod tests {
             Watchdog::open(Path::new("/nonexistent/watchdog")),
             Err(WatchdogError::Open { .. })
         ));
+        let sys = std::env::temp_dir().join(format!("postern-wd-sys-{}", std::process::id()));
+        std::fs::create_dir_all(sys.join("class/watchdog/watchdog0")).expect("dir");
+        std::fs::write(
+            sys.join("class/watchdog/watchdog0/identity"),
+            "i6300ESB timer\n",
+        )
+        .expect("id");
+        assert_eq!(
+            identity(&sys, Path::new("/dev/watchdog")).as_deref(),
+            Some("i6300ESB timer")
+        );
+        assert_eq!(identity(&sys, Path::new("/dev/watchdog1")), None);
+        let _ = std::fs::remove_dir_all(&sys);
     }
 }

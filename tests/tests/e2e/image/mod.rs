@@ -110,6 +110,7 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     // queue-less path through the booted system).
     send_through(&vm, &sink, "through the appliance");
 
+
     // No failed units; the hardening figure, printed.
     vm.wait_console("postern-boot-report:", Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -348,6 +349,13 @@ fn the_image_reads_emulated_hardware_through_real_drivers() {
     });
     eprintln!("image: hardware sources in the VM: {}", hw["sources"]);
     assert_eq!(hw["sources"]["watchdog"], "/dev/watchdog", "{hw}");
+    // q35's ICH9 TCO or the i6300ESB, whichever registered first.
+    assert!(
+        hw["sources"]["watchdog_identity"]
+            .as_str()
+            .is_some_and(|i| i.contains("i6300ESB") || i.contains("iTCO")),
+        "{hw}"
+    );
     assert!(
         hw["sources"]["product"]
             .as_str()
@@ -591,4 +599,115 @@ fn an_update_runs_from_slot_b_and_a_broken_one_rolls_back_to_a() {
     assert_eq!(s["version"], new_version, "{s}");
     assert_eq!(s["last_update"]["state"], "running", "{s}");
     send_through(&vm, &sink, "after the update");
+}
+
+/// A test-only variant of the image: the same build plus one unit (through `--overlay`) that
+/// freezes posternd with SIGSTOP once, ten seconds after it serves. The product image has no
+/// way to do that from outside (no login, no shell), which is the point of it.
+fn hang_image() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let parent = image_dir()
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        let overlay = parent.join("postern-image-hang-overlay");
+        let units = overlay.join("etc/systemd/system");
+        let wants = units.join("multi-user.target.wants");
+        std::fs::create_dir_all(&wants).map_err(|e| e.to_string())?;
+        std::fs::write(
+            units.join("postern-test-hang.service"),
+            "# TEST IMAGE ONLY (tests/e2e/image): freeze posternd once, so that the hardware\n\
+             # watchdog it armed resets the machine.\n\
+             [Unit]\n\
+             Description=TEST IMAGE: freeze posternd with SIGSTOP once\n\
+             Requires=postern-healthy.service\n\
+             After=postern-healthy.service\n\
+             ConditionPathExists=!/var/lib/postern/test-hang-done\n\n\
+             [Service]\n\
+             Type=oneshot\n\
+             ExecStart=/bin/sh -c 'sleep 10; touch /var/lib/postern/test-hang-done; sync; \
+             echo \"postern-test: SIGSTOP to posternd (pid $$(systemctl show -P MainPID postern.service))\"; \
+             systemctl kill --signal=SIGSTOP postern.service'\n\
+             StandardOutput=journal+console\n",
+        )
+        .map_err(|e| e.to_string())?;
+        // q35's own ICH9 TCO watchdog would race the i6300ESB for /dev/watchdog: the test is
+        // about the i6300ESB.
+        let modprobe = overlay.join("etc/modprobe.d");
+        std::fs::create_dir_all(&modprobe).map_err(|e| e.to_string())?;
+        std::fs::write(
+            modprobe.join("postern-test.conf"),
+            "# TEST IMAGE ONLY: the i6300ESB is the watchdog under test.\nblacklist iTCO_wdt\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let link = wants.join("postern-test-hang.service");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("../postern-test-hang.service", &link)
+            .map_err(|e| e.to_string())?;
+        let out = parent.join("postern-image-hang");
+        build(
+            &[
+                "--no-cargo",
+                "--no-zstd",
+                "--overlay",
+                &overlay.display().to_string(),
+                "--out",
+                &out.display().to_string(),
+            ],
+            &[],
+        )
+        .map(|()| out)
+    });
+    match built {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_hung_posternd_lets_the_hardware_watchdog_reset_the_vm() {
+    // The product image first: it has the release binaries the variant reuses.
+    if image().is_none() {
+        return;
+    }
+    let dir = hang_image();
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let mut o = BootOptions::new(&dir.join("disk.raw"));
+    o.extra = ["-device", "i6300esb"].map(str::to_owned).to_vec();
+    let mut vm = Vm::boot(&o);
+    vm.wait_console("hardware watchdog armed", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let armed = vm
+        .console()
+        .lines()
+        .find(|l| l.contains("hardware watchdog armed"))
+        .unwrap_or("")
+        .to_owned();
+    assert!(armed.contains("identity=i6300ESB timer"), "{armed}");
+    vm.wait_console(
+        "postern-test: SIGSTOP to posternd",
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stopped = vm.console().len();
+    // i6300esb: two stages of the 30 s default heartbeat, then the reset.
+    let took = vm
+        .wait_console_count("postern-initramfs: slot a,", 2, Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "image: the watchdog reset the VM {:.0} s after posternd was stopped",
+        took.as_secs_f64()
+    );
+    let console = vm.console();
+    let between = &console[stopped..];
+    // A reset, not a reboot: no shutdown by systemd, no "Restarting system" by the kernel.
+    assert!(
+        !between.contains("reboot: Restarting system") && !between.contains("systemd-shutdown"),
+        "the machine was rebooted, not reset by the watchdog:\n{between}"
+    );
+    // It comes back and serves (the hook runs once).
+    vm.wait_console_count("posternd ready", 2, BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(vm.console_count("postern-test: SIGSTOP"), 1);
 }
