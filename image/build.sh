@@ -418,7 +418,8 @@ find "$root" -xdev -type f -perm /6000 -print -exec chmod ug-s {} + >"$logs/setu
 
 run systemctl systemctl --root="$root" enable \
     postern.service postern-settings.service postern-healthy.service \
-    postern-boot-report.service postern-update.path postern-update-boot.service nftables.service systemd-networkd.service \
+    postern-boot-report.service postern-update.path postern-update-boot.service \
+    postern-network.path nftables.service systemd-networkd.service \
     systemd-resolved.service systemd-timesyncd.service
 # Timers and services that write to a root that is read-only or need LVM.
 run systemctl systemctl --root="$root" disable \

@@ -326,6 +326,8 @@ impl Handler {
             Command::WebTlsSet { cert, key } => self.web_tls_set(cert, key).await,
             Command::Hardware => self.hardware_json().await,
             Command::System => Ok(self.spool.status()),
+            Command::NetworkGet => plain(self.network.get()),
+            Command::NetworkSet { settings } => plain(self.network.set(settings)),
             _ => return None,
         })
     }

@@ -32,6 +32,8 @@ pub struct Handler {
     pub hardware: Arc<crate::hardware::Monitor>,
     /// System updates: the spool folder the web server receives bundles into.
     pub spool: crate::update::Spool,
+    /// This node's network settings (network.conf in the data directory).
+    pub network: crate::network::NetworkFile,
 }
 
 fn b64d(s: &str) -> Result<Vec<u8>, String> {

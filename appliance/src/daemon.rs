@@ -166,6 +166,9 @@ impl Daemon {
                 public_key: config.update.public_key.clone(),
                 system: crate::update::System::default(),
             },
+            network: crate::network::NetworkFile {
+                dir: data_dir.clone(),
+            },
         };
         let web_addr = config.web.listen;
         let web_listener =

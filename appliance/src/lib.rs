@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod hardware;
 pub mod keystore;
 pub mod mirror;
+pub mod network;
 pub mod policy;
 pub mod relay;
 pub mod settings;

@@ -26,6 +26,7 @@ pub fn routes() -> Router<App> {
         .route("/hardware", get(hardware))
         .route("/system", get(system))
         .route("/system/update", post(system_update))
+        .route("/network", get(network_get).put(network_set))
         .route("/users", get(user_list).post(user_enrol))
         .route("/users/{address}", delete(user_remove))
         .route("/users/{address}/certificate", get(user_cert))
@@ -178,6 +179,19 @@ async fn hardware(State(app): State<App>, who: ApiCaller) -> Response {
 
 async fn system(State(app): State<App>, who: ApiCaller) -> Response {
     exec(&app, &who, Command::System).await
+}
+
+async fn network_get(State(app): State<App>, who: ApiCaller) -> Response {
+    exec(&app, &who, Command::NetworkGet).await
+}
+
+async fn network_set(
+    State(app): State<App>,
+    who: ApiCaller,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let settings = input!(body::<crate::command::NetworkSettings>(b));
+    exec(&app, &who, Command::NetworkSet { settings }).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,6 +163,30 @@ pub enum Command {
     UpdateStage {
         reboot: bool,
     },
+    /// This node's network settings: static (addresses, gateways, DNS, NTP) or DHCP.
+    NetworkGet,
+    /// Replace this node's network settings (no addresses: DHCP); applied at once.
+    NetworkSet {
+        settings: NetworkSettings,
+    },
+}
+
+/// A node's static network settings (the appliance's network.conf); no addresses means DHCP.
+/// Also the body of `PUT /api/v1/network`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    /// The interface (empty: every Ethernet interface, `en*` and `eth*`).
+    #[serde(default)]
+    pub interface: String,
+    /// With prefix length: `192.0.2.10/24`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub gateways: Vec<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub ntp: Vec<String>,
 }
 
 /// What a setting's name looks like (`crypto.always_encrypt`, `relay.downstream`).
@@ -291,6 +315,8 @@ impl Command {
             Command::Hardware => "hardware",
             Command::System => "system",
             Command::UpdateStage { .. } => "update",
+            Command::NetworkGet => "network-get",
+            Command::NetworkSet { .. } => "network-set",
         }
     }
 
@@ -315,7 +341,8 @@ impl Command {
             | Command::TraceList { .. }
             | Command::Stats
             | Command::Hardware
-            | Command::System => Role::Readonly,
+            | Command::System
+            | Command::NetworkGet => Role::Readonly,
             _ => Role::Admin,
         }
     }
@@ -340,6 +367,8 @@ impl Command {
             | Command::TokenRevoke { name } => name.clone(),
             Command::TokenCreate { name, role } => format!("{name} ({role})"),
             Command::UpdateStage { reboot: true } => "then reboot".into(),
+            Command::NetworkSet { settings } if settings.addresses.is_empty() => "DHCP".into(),
+            Command::NetworkSet { settings } => settings.addresses.join(" "),
             _ => String::new(),
         }
     }

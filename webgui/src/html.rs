@@ -38,6 +38,7 @@ const NAV: &[(&str, &str)] = &[
     ("/partners", "Partners & domains"),
     ("/policies", "Policies"),
     ("/cluster", "Cluster"),
+    ("/network", "Network"),
     ("/trace", "Message trace"),
     ("/audit", "Audit log"),
     ("/admins", "Administrators"),

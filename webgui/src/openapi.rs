@@ -62,6 +62,10 @@ fn ops() -> Vec<Op> {
     let address = obj(&["address"], json!({ "address": string() }));
     let password = obj(&["password"], json!({ "password": string() }));
     let list = |items: Value| json!({ "type": "array", "items": items });
+    let network = obj(
+        &["mode", "interface", "addresses", "gateways", "dns", "ntp"],
+        json!({ "mode": {"type": "string", "enum": ["dhcp", "static"]}, "interface": string(), "addresses": list(string()), "gateways": list(string()), "dns": list(string()), "ntp": list(string()) }),
+    );
     let mut setup = op(
         "post",
         "/setup",
@@ -130,6 +134,23 @@ fn ops() -> Vec<Op> {
                 &["version", "slot", "reboot", "message"],
                 json!({ "version": string(), "slot": string(), "reboot": {"type": "boolean"}, "message": string(), "running": {"type": "object"} }),
             ),
+        ),
+        op(
+            "get",
+            "/network",
+            "This node's network settings: static (addresses, gateways, DNS, NTP) or DHCP",
+            None,
+            network.clone(),
+        ),
+        op(
+            "put",
+            "/network",
+            "Replace this node's network settings (no addresses: DHCP); the appliance applies them at once",
+            Some(obj(
+                &[],
+                json!({ "interface": string(), "addresses": list(string()), "gateways": list(string()), "dns": list(string()), "ntp": list(string()) }),
+            )),
+            network,
         ),
         op(
             "get",

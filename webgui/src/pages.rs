@@ -50,6 +50,7 @@ pub fn routes() -> Router<App> {
         .route("/policies", get(policies))
         .route("/policies/set", post(policy_set))
         .route("/policies/unset", post(policy_unset))
+        .route("/network", get(network).post(network_set))
         .route("/cluster", get(cluster))
         .route("/cluster/credentials", post(credentials))
         .route("/cluster/remove", post(cluster_remove))
@@ -1214,6 +1215,103 @@ async fn policy_unset(State(app): State<App>, a: Admin, Form(f): Form<SettingFor
         Command::SettingUnset { key: f.key.clone() },
         "/policies",
         format!("{} reset to the configuration file's value.", f.key),
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Network (this node)
+
+async fn network(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> Response {
+    let n = run(&app, &a, Command::NetworkGet).await;
+    let mut body = String::from(
+        "<p class=\"hint\">This node's own network settings (each node has its own; they are kept on its data partition). No address: DHCP on every Ethernet interface. A change is applied at once: if the address changes, this page moves with it.</p>",
+    );
+    let n = match n {
+        Ok(n) => n,
+        Err(e) => {
+            body.push_str(&format!("<p class=\"notice error\">{}</p>", esc(&e)));
+            Value::Null
+        }
+    };
+    let joined = |k: &str, sep: &str| -> String {
+        n[k].as_array()
+            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(sep))
+            .unwrap_or_default()
+    };
+    body.push_str(&format!(
+        "<p>Now: <strong id=\"network-mode\">{}</strong></p>",
+        if n["mode"] == "static" {
+            "static addresses"
+        } else {
+            "DHCP"
+        }
+    ));
+    let disabled = if a.can_change() { "" } else { " disabled" };
+    body.push_str(&format!(
+        "<section><h2>Settings</h2><form method=\"post\" action=\"/network\" id=\"network\">{}\
+<label for=\"addresses\">Addresses with prefix length, one per line (empty: DHCP)</label><textarea id=\"addresses\" name=\"addresses\" rows=\"3\"{disabled}>{}</textarea>\
+<label for=\"gateways\">Gateways</label><input type=\"text\" id=\"gateways\" name=\"gateways\" value=\"{}\"{disabled}>\
+<label for=\"dns\">DNS servers</label><input type=\"text\" id=\"dns\" name=\"dns\" value=\"{}\"{disabled}>\
+<label for=\"ntp\">NTP servers</label><input type=\"text\" id=\"ntp\" name=\"ntp\" value=\"{}\"{disabled}>\
+<label for=\"interface\">Interface (empty: every Ethernet interface)</label><input type=\"text\" id=\"interface\" name=\"interface\" value=\"{}\"{disabled}>\
+<button type=\"submit\" id=\"network-save\"{disabled}>Save and apply</button></form></section>",
+        hidden_csrf(&a.csrf),
+        esc(&joined("addresses", "\n")),
+        esc(&joined("gateways", " ")),
+        esc(&joined("dns", " ")),
+        esc(&joined("ntp", " ")),
+        esc(&s(&n["interface"])),
+    ));
+    render(&app, &a, "Network", "/network", &f, &body)
+}
+
+#[derive(Debug, Deserialize)]
+struct NetworkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    interface: String,
+    #[serde(default)]
+    addresses: String,
+    #[serde(default)]
+    gateways: String,
+    #[serde(default)]
+    dns: String,
+    #[serde(default)]
+    ntp: String,
+}
+
+/// Whitespace- or comma-separated entries.
+fn entries(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn network_set(State(app): State<App>, a: Admin, Form(f): Form<NetworkForm>) -> Response {
+    let addresses = entries(&f.addresses);
+    let done = if addresses.is_empty() {
+        "Network: DHCP; applied.".to_owned()
+    } else {
+        format!("Network: {}; applied.", addresses.join(", "))
+    };
+    act(
+        &app,
+        &a,
+        &f.csrf,
+        Command::NetworkSet {
+            settings: crate::command::NetworkSettings {
+                interface: f.interface.trim().to_owned(),
+                addresses,
+                gateways: entries(&f.gateways),
+                dns: entries(&f.dns),
+                ntp: entries(&f.ntp),
+            },
+        },
+        "/network",
+        done,
     )
     .await
 }

@@ -104,12 +104,40 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     assert_eq!((r.status, r.header("location")), (303, Some("/setup")));
     let page = gui.get("/setup", &[]).expect("setup page");
     assert!(page.text().contains("Set up this node"), "{}", page.text());
-    setup(&gui, &sink);
+    let secret = setup(&gui, &sink);
 
     // A message through the appliance (alice is not enrolled: relayed as is; the point is the
     // queue-less path through the booted system).
     send_through(&vm, &sink, "through the appliance");
 
+    // The network, changed through the API, is applied at once by the appliance: a static
+    // address (the one qemu's DHCP gives, so the host keeps reaching it).
+    let session = gui_session(&gui, &secret);
+    let token = api_token(&gui, &session);
+    let r = gui
+        .json(
+            "PUT",
+            "/api/v1/network",
+            &token,
+            Some(serde_json::json!({
+                "addresses": ["10.0.2.15/24"], "gateways": ["10.0.2.2"], "dns": ["10.0.2.3"],
+            })),
+        )
+        .expect("network");
+    assert_eq!(r.status, 200, "{}", r.text());
+    vm.wait_console(
+        "postern-settings: static network on en* eth*: 10.0.2.15/24",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = postern_tests::wait_for(Duration::from_secs(60), || {
+        gui.json("GET", "/api/v1/network", &token, None)
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .expect("HTTPS after the network change");
+    assert_eq!(r.json()["mode"], "static", "{}", r.text());
+    send_through(&vm, &sink, "with a static address");
 
     // No failed units; the hardening figure, printed.
     vm.wait_console("postern-boot-report:", Duration::from_secs(60))

@@ -129,6 +129,67 @@ fn api_and_cli_share_one_command_layer() {
         "a readonly token gets no private keys"
     );
 
+    // This node's network settings: readonly reads, admin replaces; bad input is 400; the
+    // update endpoint needs admin before it reads a byte, and a node that is not an appliance
+    // image takes no bundles.
+    let net = api.json("GET", "/api/v1/network", &ro, None).expect("net");
+    assert_eq!(
+        (net.status, net.json()["mode"].as_str()),
+        (200, Some("dhcp"))
+    );
+    let put = |t: &str, v: serde_json::Value| {
+        api.json("PUT", "/api/v1/network", t, Some(v)).expect("put")
+    };
+    assert_eq!(
+        put(&ro, serde_json::json!({ "addresses": ["192.0.2.10/24"] })).status,
+        403
+    );
+    let bad = put(
+        &admin,
+        serde_json::json!({ "addresses": ["192.0.2.10"], "gateways": ["192.0.2.1"] }),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let good = put(
+        &admin,
+        serde_json::json!({ "addresses": ["2001:db8::25/64"], "gateways": ["2001:db8::1"] }),
+    );
+    assert_eq!(
+        (good.status, good.json()["mode"].as_str()),
+        (200, Some("static")),
+        "{}",
+        good.text()
+    );
+    let conf = std::fs::read_to_string(p.dir.join("data/network.conf")).expect("conf");
+    assert!(
+        conf.contains("ADDRESS=2001:db8::25/64\nGATEWAY=2001:db8::1\n"),
+        "{conf}"
+    );
+    let dhcp = put(&admin, serde_json::json!({}));
+    assert_eq!(dhcp.json()["mode"], "dhcp", "{}", dhcp.text());
+    assert!(!p.dir.join("data/network.conf").exists());
+    let upload = |t: &str| {
+        api.request(
+            "POST",
+            "/api/v1/system/update",
+            &[
+                ("Authorization", &format!("Bearer {t}")),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            b"POSTERN-UPDATE/1\n",
+        )
+        .expect("update")
+    };
+    assert_eq!(upload(&ro).status, 403);
+    let r = upload(&admin);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("takes no update bundles"), "{}", r.text());
+    let sys = api
+        .json("GET", "/api/v1/system", &ro, None)
+        .expect("system")
+        .json();
+    assert_eq!(sys["updates"], false, "{sys}");
+    assert!(sys["slot"].is_null(), "{sys}");
+
     // The audit log holds both surfaces' actions; the CLI sees the API's and vice versa.
     let audit = api
         .json("GET", "/api/v1/audit?limit=50", &admin, None)

@@ -305,6 +305,54 @@ fn first_boot_login_enrol_export_and_join_from_the_browser() {
     b.goto(&format!("{base}/admins")).expect("admins");
     wait_text(&b, "API tokens");
     b.screenshot("08-admins").expect("screenshot");
+
+    // This node's network: static settings from the form land in the data directory's
+    // network.conf (what the appliance's postern-settings applies), with a request to apply;
+    // a bad address is refused with the reason and changes nothing.
+    b.goto(&format!("{base}/network")).expect("network");
+    wait_text(&b, "DHCP");
+    b.find("#addresses")
+        .and_then(|e| e.send_keys("192.0.2.10/24"))
+        .expect("addresses");
+    b.find("#gateways")
+        .and_then(|e| e.send_keys("192.0.2.1"))
+        .expect("gateways");
+    b.find("#dns")
+        .and_then(|e| e.send_keys("192.0.2.53, 198.51.100.53"))
+        .expect("dns");
+    b.find("#network-save")
+        .and_then(|e| e.click())
+        .expect("save");
+    wait_text(&b, "Network: 192.0.2.10/24; applied.");
+    b.screenshot("11-network").expect("screenshot");
+    let data = a.dir.join("data");
+    let conf = std::fs::read_to_string(data.join("network.conf")).expect("network.conf");
+    assert!(
+        conf.contains(
+            "ADDRESS=192.0.2.10/24\nGATEWAY=192.0.2.1\nDNS=192.0.2.53\nDNS=198.51.100.53\n"
+        ),
+        "{conf}"
+    );
+    assert!(data.join("network.apply").exists());
+    b.find("#addresses")
+        .and_then(|e| {
+            e.clear()?;
+            e.send_keys("192.0.2.300/24")
+        })
+        .expect("addresses");
+    b.find("#network-save")
+        .and_then(|e| e.click())
+        .expect("save");
+    wait_text(
+        &b,
+        "address \"192.0.2.300/24\": an IP address with its prefix length",
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("network.conf")).expect("network.conf"),
+        conf
+    );
+    let audit = a.ctl(&["audit"]);
+    assert!(audit.contains("network-set"), "{audit}");
 }
 
 #[test]
