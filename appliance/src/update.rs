@@ -704,6 +704,20 @@ pub fn boot_check(sys: &System, status_path: &Path) -> Result<Option<Status>, Up
     let Some(st) = Status::read(status_path) else {
         return Ok(None);
     };
+    // An install that a power cut or a reset stopped: its slot has no ESP entry (that is
+    // written last), so nothing boots it; say so instead of "installing" forever. (A request
+    // still waiting is installed after this boot.)
+    let pending = status_path.with_file_name(SPOOL_REQUEST).exists();
+    if st.state == "installing" || (st.state == "staged" && !pending) {
+        let new = Status::new(
+            "failed",
+            st.slot,
+            &st.version,
+            "the install was interrupted (reset or power cut); the running slot is unchanged: send the update again".into(),
+        );
+        new.write(status_path)?;
+        return Ok(Some(new));
+    }
     let Some(slot) = st.slot else {
         return Ok(None);
     };
@@ -1072,6 +1086,13 @@ mod tests {
             "{}",
             st.message
         );
+        // An install cut short is reported as failed at the next boot.
+        Status::new("installing", None, "", "x".into())
+            .write(&status)
+            .expect("status");
+        let st = boot_check(&sys, &status).expect("check").expect("new");
+        assert_eq!(st.state, "failed");
+        assert!(st.message.contains("interrupted"), "{}", st.message);
     }
 
     #[test]
