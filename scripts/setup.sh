@@ -8,10 +8,11 @@ set -euo pipefail
 # (whose bindings need libclang); Debian's RocksDB for the cluster state (.cargo/config.toml
 # links it instead of building the bundled C++). Tests: Postfix (smtpd, smtp-sink,
 # smtp-source), openssl and gpg as real peers; Debian's Chromium and ChromeDriver for the
-# web GUI's tests (no test tool downloads a browser). Demo: swaks to send a test message.
+# web GUI's tests (no test tool downloads a browser); iasl (acpica-tools) compiles the ACPI
+# thermal zone the image's hardware test gives the VM. Demo: swaks to send a test message.
 PACKAGES=(build-essential pkg-config libssl-dev libclang-dev librocksdb-dev ca-certificates
   openssl gnupg postfix swaks libnet-ssleay-perl procps iproute2 chromium chromium-driver
-  python3-venv)
+  python3-venv acpica-tools)
 
 # schemathesis (PyPI) checks the REST API against its OpenAPI document (web GUI tests); it
 # lives in its own virtual environment outside the clone.

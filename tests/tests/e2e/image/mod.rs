@@ -323,11 +323,48 @@ fn gui_session(gui: &postern_tests::https::Client, secret: &str) -> String {
         .expect("session cookie")
 }
 
+/// An ACPI table with one thermal zone at 40 °C (critical at 100 °C), compiled by iasl: the
+/// kernel's ACPI thermal driver registers it, and its hwmon device ("acpitz") is what
+/// posternd reads — q35 has no other hwmon sensor, and this qemu builds no I2C sensor chips.
+fn thermal_zone_table(scratch: &Scratch) -> Option<PathBuf> {
+    if postern_tests::which("iasl").is_none() {
+        skip(
+            "image: hwmon part skipped: iasl not installed (scripts/setup.sh installs acpica-tools)",
+            "REQUIRE_PEERS",
+        );
+        return None;
+    }
+    let asl = scratch.join("thermal.asl");
+    std::fs::write(
+        &asl,
+        "DefinitionBlock (\"\", \"SSDT\", 2, \"POSTRN\", \"THERMAL\", 1)\n\
+         {\n    Scope (\\_TZ)\n    {\n        ThermalZone (TZ00)\n        {\n\
+         Method (_TMP, 0, Serialized) { Return (3132) }\n\
+         Method (_CRT, 0, Serialized) { Return (3732) }\n        }\n    }\n}\n",
+    )
+    .expect("asl");
+    let out = Command::new("iasl")
+        .arg("-p")
+        .arg(scratch.join("thermal"))
+        .arg(&asl)
+        .output()
+        .expect("iasl");
+    assert!(
+        out.status.success(),
+        "iasl: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(scratch.join("thermal.aml"))
+}
+
 #[test]
 fn the_image_reads_emulated_hardware_through_real_drivers() {
     let Some(dir) = image() else {
         return;
     };
+    let scratch = Scratch::new("acpi");
+    let thermal = thermal_zone_table(&scratch);
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let mut o = BootOptions::new(&dir.join("disk.raw"));
     o.forwards = vec![443];
@@ -341,6 +378,10 @@ fn the_image_reads_emulated_hardware_through_real_drivers() {
     ]
     .map(str::to_owned)
     .to_vec();
+    if let Some(t) = &thermal {
+        o.extra.push("-acpitable".into());
+        o.extra.push(format!("file={}", t.display()));
+    }
     let mut vm = Vm::boot(&o);
     vm.wait_console("posternd ready", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -392,6 +433,19 @@ fn the_image_reads_emulated_hardware_through_real_drivers() {
         "{hw}"
     );
     assert_eq!(hw["report"]["model"], "generic");
+    if thermal.is_some() {
+        // hwmon through the kernel's ACPI thermal driver.
+        let tz = hw["readings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["source"] == "hwmon" && r["name"].as_str().unwrap_or("").contains("acpitz"))
+            .unwrap_or_else(|| panic!("no acpitz reading: {hw}"));
+        eprintln!("image: hwmon in the VM: {tz}");
+        assert_eq!(tz["value"].as_f64(), Some(40.0), "{tz}");
+        assert_eq!(tz["high"].as_f64(), Some(100.0), "{tz}");
+        assert_eq!(hw["report"]["overall"], "ok", "{hw}");
+    }
 }
 
 /// Two update bundles built a minute after the image (so newer versions), from the same tree
