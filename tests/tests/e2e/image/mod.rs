@@ -164,6 +164,55 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
     assert!(level <= 2.0, "postern.service exposure {exposure}");
 }
 
+/// A copy of the image's disk in `scratch` (sparse), to change or to boot writable.
+fn disk_copy(dir: &Path, scratch: &Scratch) -> PathBuf {
+    let disk = scratch.join("disk.raw");
+    let cp = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(dir.join("disk.raw"))
+        .arg(&disk)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    disk
+}
+
+/// Builds a variant of the image from the same tree and binaries (`--no-cargo`) into
+/// `postern-image-NAME` beside the image: `files` (path in the root, contents) and `links`
+/// (path, target) go over image/rootfs through `--overlay`; `args` and `env` go to build.sh.
+fn variant(
+    name: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<PathBuf, String> {
+    let parent = image_dir()
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let out = parent.join(format!("postern-image-{name}"));
+    let mut all = vec!["--no-cargo".to_owned()];
+    if !(files.is_empty() && links.is_empty()) {
+        let overlay = parent.join(format!("postern-image-{name}-overlay"));
+        let _ = std::fs::remove_dir_all(&overlay);
+        for (path, text) in files {
+            let p = overlay.join(path);
+            std::fs::create_dir_all(p.parent().unwrap_or(&overlay)).map_err(|e| e.to_string())?;
+            std::fs::write(&p, text).map_err(|e| e.to_string())?;
+        }
+        for (path, target) in links {
+            let p = overlay.join(path);
+            std::fs::create_dir_all(p.parent().unwrap_or(&overlay)).map_err(|e| e.to_string())?;
+            std::os::unix::fs::symlink(target, &p).map_err(|e| e.to_string())?;
+        }
+        all.extend(["--overlay".to_owned(), overlay.display().to_string()]);
+    }
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all.extend(["--out".to_owned(), out.display().to_string()]);
+    build(&all.iter().map(String::as_str).collect::<Vec<_>>(), env).map(|()| out)
+}
+
 /// Sets a fresh appliance up through the API, with the host's sink as downstream (10.0.2.2 is
 /// the host); returns the administrator's TOTP secret.
 fn setup(gui: &postern_tests::https::Client, sink: &Sink) -> String {
@@ -241,14 +290,7 @@ fn a_flipped_byte_in_the_root_partition_stops_the_boot() {
     };
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = Scratch::new("tampered");
-    let disk = scratch.join("disk.raw");
-    let cp = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(dir.join("disk.raw"))
-        .arg(&disk)
-        .status()
-        .expect("cp");
-    assert!(cp.success());
+    let disk = disk_copy(&dir, &scratch);
     let (start, _) = partition(&disk, "root-a");
     // Inside the erofs data, past the superblock: 1 MiB into the partition.
     let at = start + 1024 * 1024;
@@ -460,30 +502,15 @@ fn update_bundles(base: &Path) -> (PathBuf, PathBuf) {
             .parse()
             .map_err(|e| format!("source-date-epoch: {e}"))?;
         let env = [("SOURCE_DATE_EPOCH", (epoch + 60).to_string())];
-        let parent = base.parent().unwrap_or(Path::new("/var/tmp"));
-        let good = parent.join("postern-image-update-good");
-        build(
-            &["--no-cargo", "--update-only", "--out", &good.display().to_string()],
-            &env,
-        )?;
-        let overlay = parent.join("postern-image-broken-overlay");
-        let conf = overlay.join("etc/postern");
-        std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
-        std::fs::write(
-            conf.join("postern.toml"),
-            "# A deliberately broken release: posternd refuses this configuration.\n[server]\nlisten = \"not an address\"\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let broken = parent.join("postern-image-update-broken");
-        build(
-            &[
-                "--no-cargo",
-                "--update-only",
-                "--overlay",
-                &overlay.display().to_string(),
-                "--out",
-                &broken.display().to_string(),
-            ],
+        let good = variant("update-good", &[], &[], &["--update-only"], &env)?;
+        let broken = variant(
+            "update-broken",
+            &[(
+                "etc/postern/postern.toml",
+                "# A deliberately broken release: posternd refuses this configuration.\n[server]\nlisten = \"not an address\"\n",
+            )],
+            &[],
+            &["--update-only"],
             &env,
         )?;
         Ok((good, broken))
@@ -569,14 +596,7 @@ fn an_update_runs_from_slot_b_and_a_broken_one_rolls_back_to_a() {
 
     // A disk of our own: updates must survive reboots.
     let scratch = Scratch::new("update");
-    let disk = scratch.join("disk.raw");
-    let cp = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(dir.join("disk.raw"))
-        .arg(&disk)
-        .status()
-        .expect("cp");
-    assert!(cp.success());
+    let disk = disk_copy(&dir, &scratch);
     let sink = Sink::start(&[]);
     let mut o = BootOptions::new(&disk);
     o.writable = true;
@@ -689,57 +709,39 @@ fn an_update_runs_from_slot_b_and_a_broken_one_rolls_back_to_a() {
 fn hang_image() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let parent = image_dir()
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        let overlay = parent.join("postern-image-hang-overlay");
-        let units = overlay.join("etc/systemd/system");
-        let wants = units.join("multi-user.target.wants");
-        std::fs::create_dir_all(&wants).map_err(|e| e.to_string())?;
-        std::fs::write(
-            units.join("postern-test-hang.service"),
-            "# TEST IMAGE ONLY (tests/e2e/image): freeze posternd once, so that the hardware\n\
-             # watchdog it armed resets the machine.\n\
-             [Unit]\n\
-             Description=TEST IMAGE: freeze posternd with SIGSTOP once\n\
-             Requires=postern-healthy.service\n\
-             After=postern-healthy.service\n\
-             ConditionPathExists=!/var/lib/postern/test-hang-done\n\n\
-             [Service]\n\
-             Type=oneshot\n\
-             ExecStart=/bin/sh -c 'sleep 10; touch /var/lib/postern/test-hang-done; sync; \
-             echo \"postern-test: SIGSTOP to posternd (pid $$(systemctl show -P MainPID postern.service))\"; \
-             systemctl kill --signal=SIGSTOP postern.service'\n\
-             StandardOutput=journal+console\n",
-        )
-        .map_err(|e| e.to_string())?;
-        // q35's own ICH9 TCO watchdog would race the i6300ESB for /dev/watchdog: the test is
-        // about the i6300ESB.
-        let modprobe = overlay.join("etc/modprobe.d");
-        std::fs::create_dir_all(&modprobe).map_err(|e| e.to_string())?;
-        std::fs::write(
-            modprobe.join("postern-test.conf"),
-            "# TEST IMAGE ONLY: the i6300ESB is the watchdog under test.\nblacklist iTCO_wdt\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let link = wants.join("postern-test-hang.service");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink("../postern-test-hang.service", &link)
-            .map_err(|e| e.to_string())?;
-        let out = parent.join("postern-image-hang");
-        build(
+        variant(
+            "hang",
             &[
-                "--no-cargo",
-                "--no-zstd",
-                "--overlay",
-                &overlay.display().to_string(),
-                "--out",
-                &out.display().to_string(),
+                (
+                    "etc/systemd/system/postern-test-hang.service",
+                    "# TEST IMAGE ONLY (tests/e2e/image): freeze posternd once, so that the hardware\n\
+                     # watchdog it armed resets the machine.\n\
+                     [Unit]\n\
+                     Description=TEST IMAGE: freeze posternd with SIGSTOP once\n\
+                     Requires=postern-healthy.service\n\
+                     After=postern-healthy.service\n\
+                     ConditionPathExists=!/var/lib/postern/test-hang-done\n\n\
+                     [Service]\n\
+                     Type=oneshot\n\
+                     ExecStart=/bin/sh -c 'sleep 10; touch /var/lib/postern/test-hang-done; sync; \
+                     echo \"postern-test: SIGSTOP to posternd (pid $$(systemctl show -P MainPID postern.service))\"; \
+                     systemctl kill --signal=SIGSTOP postern.service'\n\
+                     StandardOutput=journal+console\n",
+                ),
+                // q35's own ICH9 TCO watchdog would race the i6300ESB for /dev/watchdog: the
+                // test is about the i6300ESB.
+                (
+                    "etc/modprobe.d/postern-test.conf",
+                    "# TEST IMAGE ONLY: the i6300ESB is the watchdog under test.\nblacklist iTCO_wdt\n",
+                ),
             ],
+            &[(
+                "etc/systemd/system/multi-user.target.wants/postern-test-hang.service",
+                "../postern-test-hang.service",
+            )],
+            &["--no-zstd"],
             &[],
         )
-        .map(|()| out)
     });
     match built {
         Ok(p) => p.clone(),
