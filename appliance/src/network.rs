@@ -33,94 +33,83 @@ fn address_ok(s: &str) -> bool {
     prefix <= if ip.is_ipv4() { 32 } else { 128 }
 }
 
-/// network.conf's format and rules, on the command layer's type.
-pub trait NetworkConf: Sized {
-    fn parse(text: &str) -> Result<Self, String>;
-    fn check(&self) -> Result<(), String>;
-    fn render(&self) -> String;
+/// Reads network.conf (`KEY=VALUE` lines, `#` comments).
+pub fn parse(text: &str) -> Result<Network, String> {
+    let mut n = Network::default();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("network.conf: cannot read {line:?}"))?;
+        let value = value.trim().to_owned();
+        match key.trim() {
+            "INTERFACE" => n.interface = value,
+            "ADDRESS" => n.addresses.push(value),
+            "GATEWAY" => n.gateways.push(value),
+            "DNS" => n.dns.push(value),
+            "NTP" => n.ntp.push(value),
+            other => return Err(format!("network.conf: unknown setting {other}")),
+        }
+    }
+    Ok(n)
 }
 
-impl NetworkConf for Network {
-    /// Reads network.conf (`KEY=VALUE` lines, `#` comments).
-    fn parse(text: &str) -> Result<Network, String> {
-        let mut n = Network::default();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("network.conf: cannot read {line:?}"))?;
-            let value = value.trim().to_owned();
-            match key.trim() {
-                "INTERFACE" => n.interface = value,
-                "ADDRESS" => n.addresses.push(value),
-                "GATEWAY" => n.gateways.push(value),
-                "DNS" => n.dns.push(value),
-                "NTP" => n.ntp.push(value),
-                other => return Err(format!("network.conf: unknown setting {other}")),
-            }
-        }
-        Ok(n)
+/// What `postern-settings` accepts, checked here so that the GUI says what is wrong
+/// instead of the appliance falling back to DHCP at the next boot.
+pub fn check(n: &Network) -> Result<(), String> {
+    if !n.interface.is_empty() && !interface_ok(&n.interface) {
+        return Err(format!(
+            "interface {:?}: a name like enp1s0 (letters, digits, _ . : -, at most 15)",
+            n.interface
+        ));
     }
-
-    /// What `postern-settings` accepts, checked here so that the GUI says what is wrong
-    /// instead of the appliance falling back to DHCP at the next boot.
-    fn check(&self) -> Result<(), String> {
-        if !self.interface.is_empty() && !interface_ok(&self.interface) {
+    for a in &n.addresses {
+        if !address_ok(a) {
             return Err(format!(
-                "interface {:?}: a name like enp1s0 (letters, digits, _ . : -, at most 15)",
-                self.interface
+                "address {a:?}: an IP address with its prefix length, e.g. 192.0.2.10/24"
             ));
         }
-        for a in &self.addresses {
-            if !address_ok(a) {
-                return Err(format!(
-                    "address {a:?}: an IP address with its prefix length, e.g. 192.0.2.10/24"
-                ));
-            }
-        }
-        for (what, list) in [
-            ("gateway", &self.gateways),
-            ("DNS server", &self.dns),
-            ("NTP server", &self.ntp),
-        ] {
-            if let Some(bad) = list.iter().find(|v| v.parse::<IpAddr>().is_err()) {
-                return Err(format!("{what} {bad:?}: an IP address, e.g. 192.0.2.1"));
-            }
-        }
-        if [&self.addresses, &self.gateways, &self.dns, &self.ntp]
-            .iter()
-            .any(|l| l.len() > MAX_ENTRIES)
-        {
-            return Err(format!("at most {MAX_ENTRIES} of each"));
-        }
-        if self.addresses.is_empty() && !(self.gateways.is_empty() && self.interface.is_empty()) {
-            return Err(
-                "a gateway or an interface needs a static address (no address: DHCP)".into(),
-            );
-        }
-        Ok(())
     }
+    for (what, list) in [
+        ("gateway", &n.gateways),
+        ("DNS server", &n.dns),
+        ("NTP server", &n.ntp),
+    ] {
+        if let Some(bad) = list.iter().find(|v| v.parse::<IpAddr>().is_err()) {
+            return Err(format!("{what} {bad:?}: an IP address, e.g. 192.0.2.1"));
+        }
+    }
+    if [&n.addresses, &n.gateways, &n.dns, &n.ntp]
+        .iter()
+        .any(|l| l.len() > MAX_ENTRIES)
+    {
+        return Err(format!("at most {MAX_ENTRIES} of each"));
+    }
+    if n.addresses.is_empty() && !(n.gateways.is_empty() && n.interface.is_empty()) {
+        return Err("a gateway or an interface needs a static address (no address: DHCP)".into());
+    }
+    Ok(())
+}
 
-    /// network.conf's text.
-    fn render(&self) -> String {
-        let mut out = String::from("# Written by posternd (GUI/API); see image/README.md.\n");
-        if !self.interface.is_empty() {
-            out.push_str(&format!("INTERFACE={}\n", self.interface));
-        }
-        for (key, list) in [
-            ("ADDRESS", &self.addresses),
-            ("GATEWAY", &self.gateways),
-            ("DNS", &self.dns),
-            ("NTP", &self.ntp),
-        ] {
-            for v in list {
-                out.push_str(&format!("{key}={v}\n"));
-            }
-        }
-        out
+/// network.conf's text.
+pub fn render(n: &Network) -> String {
+    let mut out = String::from("# Written by posternd (GUI/API); see image/README.md.\n");
+    if !n.interface.is_empty() {
+        out.push_str(&format!("INTERFACE={}\n", n.interface));
     }
+    for (key, list) in [
+        ("ADDRESS", &n.addresses),
+        ("GATEWAY", &n.gateways),
+        ("DNS", &n.dns),
+        ("NTP", &n.ntp),
+    ] {
+        for v in list {
+            out.push_str(&format!("{key}={v}\n"));
+        }
+    }
+    out
 }
 
 /// Where this node's settings live (the data directory).
@@ -137,7 +126,7 @@ impl NetworkFile {
     /// The settings in force at the next apply: static ones, or DHCP.
     pub fn get(&self) -> Result<Value, String> {
         let n = match std::fs::read_to_string(self.conf()) {
-            Ok(t) => Network::parse(&t)?,
+            Ok(t) => parse(&t)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Network::default(),
             Err(e) => return Err(format!("{}: {e}", self.conf().display())),
         };
@@ -153,7 +142,7 @@ impl NetworkFile {
 
     /// Replaces the settings (no addresses: DHCP) and asks for them to be applied.
     pub fn set(&self, n: &Network) -> Result<Value, String> {
-        n.check()?;
+        check(n)?;
         let conf = self.conf();
         if n.addresses.is_empty() {
             match std::fs::remove_file(&conf) {
@@ -162,7 +151,7 @@ impl NetworkFile {
                 Err(e) => return Err(format!("{}: {e}", conf.display())),
             }
         } else {
-            postern_cluster::files::write_private(&conf, n.render().as_bytes())
+            postern_cluster::files::write_private(&conf, render(n).as_bytes())
                 .map_err(|e| format!("{}: {e}", conf.display()))?;
         }
         let apply = self.dir.join("network.apply");
@@ -193,7 +182,7 @@ mod tests {
         assert_eq!(v["mode"], "static");
         let text = std::fs::read_to_string(dir.join("network.conf")).expect("conf");
         assert!(text.contains("INTERFACE=enp1s0\nADDRESS=192.0.2.10/24\nADDRESS=2001:db8::10/64\nGATEWAY=192.0.2.1\nDNS=192.0.2.53\n"), "{text}");
-        assert_eq!(Network::parse(&text).expect("parse"), n);
+        assert_eq!(parse(&text).expect("parse"), n);
         assert!(dir.join("network.apply").exists());
 
         for (bad, why) in [
@@ -240,7 +229,7 @@ mod tests {
         assert_eq!(f.get().expect("get")["addresses"][0], "192.0.2.10/24");
         f.set(&Network::default()).expect("dhcp");
         assert!(!dir.join("network.conf").exists());
-        assert!(Network::parse("ADDRESS=1.2.3.4/8\nFOO=1\n").is_err());
+        assert!(parse("ADDRESS=1.2.3.4/8\nFOO=1\n").is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use openssl::pkey::{PKey, Private, Public};
 use openssl::sha::Sha256;
 use openssl::sign::{Signer, Verifier};
+use postern_webgui::auth::hex;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8] = b"POSTERN-UPDATE/1\n";
@@ -35,8 +36,8 @@ pub const FILES: [&str; 4] = ["root.erofs", "root.verity", "uki-a.efi", "uki-b.e
 /// How many boots an update gets to come up healthy before systemd-boot falls back.
 pub const TRIES: u32 = 3;
 const MAX_MANIFEST: u32 = 64 * 1024;
-/// The largest bundle accepted (a root slot is a few hundred MiB).
-pub const MAX_BUNDLE: u64 = 4 << 30;
+/// The largest bundle accepted (the API's limit, too).
+pub use postern_webgui::command::MAX_UPDATE_BUNDLE as MAX_BUNDLE;
 
 /// The files the daemon's spool folder holds.
 pub const SPOOL_INCOMING: &str = "incoming";
@@ -96,10 +97,6 @@ pub struct Entry {
     pub name: String,
     pub size: u64,
     pub sha256: String,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Reads an Ed25519 key from a PEM file with `parse` (private or public).
@@ -538,6 +535,23 @@ pub struct Installed {
     pub previous: Running,
 }
 
+impl Installed {
+    /// The state to record: installed, tried at the next boot.
+    pub fn status(&self) -> Status {
+        Status::new(
+            "installed",
+            Some(self.slot),
+            &self.version,
+            format!(
+                "version {} is in slot {}; the next boot tries it ({TRIES} boots to come up healthy, else back to slot {})",
+                self.version,
+                self.slot.as_str(),
+                self.previous.slot.as_str()
+            ),
+        )
+    }
+}
+
 /// Writes `len` bytes at `offset` of the bundle to `dest` (a partition or a file), hashing
 /// as it goes: the bundle was verified before, but its folder belongs to another user, so
 /// what is written must be what was signed.
@@ -872,9 +886,8 @@ impl Spool {
         })
         .map_err(|e| StageError::Conflict(e.to_string()))?;
         let request = self.path(SPOOL_REQUEST);
-        let tmp = self.path("request.tmp");
-        std::fs::write(&tmp, req).map_err(|e| io_err(io(&tmp)(e)))?;
-        std::fs::rename(&tmp, &request).map_err(|e| io_err(io(&request)(e)))?;
+        postern_cluster::files::write_private(&request, &req)
+            .map_err(|e| io_err(io(&request)(e)))?;
         Ok(serde_json::json!({
             "version": v.manifest.version,
             "slot": target,
@@ -918,18 +931,7 @@ pub fn apply_staged(
     let _ = std::fs::remove_file(&bundle);
     match result {
         Ok(done) => {
-            Status::new(
-                "installed",
-                Some(done.slot),
-                &done.version,
-                format!(
-                    "version {} is in slot {}; the next boot tries it ({TRIES} boots to come up healthy, else back to slot {})",
-                    done.version,
-                    done.slot.as_str(),
-                    done.previous.slot.as_str()
-                ),
-            )
-            .write(&status_path)?;
+            done.status().write(&status_path)?;
             progress(&format!(
                 "version {} installed into slot {}",
                 done.version,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::App;
 use crate::app::{ApiCaller, api_error};
-use crate::command::{Actor, Command, ErrorKind, Role, Via};
+use crate::command::{Actor, Command, ErrorKind, MAX_UPDATE_BUNDLE, Role, Via};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -236,10 +236,7 @@ async fn system_update(
     exec(&app, &who, cmd).await
 }
 
-/// The largest update bundle received.
-const MAX_BUNDLE: u64 = 4 << 30;
-
-/// Writes a request body to `path` (mode 0600), at most [`MAX_BUNDLE`] bytes.
+/// Writes a request body to `path` (mode 0600), at most [`MAX_UPDATE_BUNDLE`] bytes.
 async fn receive(body: axum::body::Body, path: &std::path::Path) -> Result<u64, String> {
     use futures_util::StreamExt as _;
     use tokio::io::AsyncWriteExt as _;
@@ -257,8 +254,8 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> Result<u64, 
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
             total += chunk.len() as u64;
-            if total > MAX_BUNDLE {
-                return Err(format!("larger than {} GiB", MAX_BUNDLE >> 30));
+            if total > MAX_UPDATE_BUNDLE {
+                return Err(format!("larger than {} GiB", MAX_UPDATE_BUNDLE >> 30));
             }
             f.write_all(&chunk)
                 .await

@@ -189,6 +189,10 @@ pub struct NetworkSettings {
     pub ntp: Vec<String>,
 }
 
+/// The largest update bundle the API receives and posternd accepts (a root slot is a few
+/// hundred MiB).
+pub const MAX_UPDATE_BUNDLE: u64 = 4 << 30;
+
 /// What a setting's name looks like (`crypto.always_encrypt`, `relay.downstream`).
 pub const SETTING_KEY_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 

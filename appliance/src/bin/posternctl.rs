@@ -431,26 +431,11 @@ fn update_local(cli: &Cli, u: &UpdateCmd) -> anyhow::Result<()> {
         } => {
             let key = update::public_key(public_key)?;
             let done = update::install(bundle, &key, public_key, &sys, &mut progress)?;
+            let status = done.status();
             if spool.is_dir() {
-                update::Status::new(
-                    "installed",
-                    Some(done.slot),
-                    &done.version,
-                    format!(
-                        "version {} is in slot {} (posternctl)",
-                        done.version,
-                        done.slot.as_str()
-                    ),
-                )
-                .write(&spool.join(update::SPOOL_STATUS))?;
+                status.write(&spool.join(update::SPOOL_STATUS))?;
             }
-            say(&format!(
-                "installed version {} into slot {}; the next boot tries it ({} boots to come up healthy, else back to slot {})",
-                done.version,
-                done.slot.as_str(),
-                update::TRIES,
-                done.previous.slot.as_str()
-            ));
+            say(&status.message);
             if *reboot {
                 reboot_now()?;
             }
