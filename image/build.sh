@@ -9,7 +9,7 @@
 # dm-verity) and an ext4 data partition. No loop devices, no mounts, no KVM: every file system is
 # built from a folder or a plain file, and the disk is assembled with sfdisk and dd.
 #
-#  [1/10] host tools          apt-get what is missing (qemu from the same suite as qemu-utils)
+#  [1/10] host tools          scripts/setup.sh image when a tool is missing
 #  [2/10] postern binaries    cargo build --release (posternd, posternctl)
 #  [3/10] root filesystem     mmdebstrap into a folder, cached by the package list's hash
 #  [4/10] appliance files     a copy of that tree + image/rootfs, binaries, users, units, cleanup
@@ -160,7 +160,7 @@ uuid_of() {
 MiB=$((1024 * 1024))
 
 # ---------------------------------------------------------------------------------------------
-step "host tools (apt-get)"
+step "host tools (scripts/setup.sh image)"
 
 # command or file → Debian package that provides it
 declare -A tool_packages=(
@@ -185,34 +185,11 @@ for tool in "${!tool_packages[@]}"; do
     if [[ $tool == /* ]]; then [[ -e $tool ]] && continue; else have "$tool" && continue; fi
     missing+=("${tool_packages[$tool]}")
 done
+# scripts/setup.sh is the one place that installs packages (qemu from the suite of the
+# machine's qemu-utils included); its "image" group holds everything above.
 if ((${#missing[@]})); then
-    echo "      installing ${missing[*]}"
-    run apt apt-get update
-    run apt apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-
-# qemu-system-x86 must come from the suite of the installed qemu-utils: this machine kind ships
-# qemu-utils 10 from bookworm-backports, and bookworm's qemu-system-x86 7.2 would remove it.
-if ! have qemu-system-x86_64; then
-    qemu_utils=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
-    if [[ $qemu_utils == *bpo12* ]]; then
-        if ! apt-cache policy qemu-system-x86 | grep -q bookworm-backports; then
-            echo "      adding bookworm-backports (qemu-utils $qemu_utils comes from there)"
-            cat >/etc/apt/sources.list.d/postern-bookworm-backports.sources <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-            run apt apt-get update
-        fi
-        echo "      installing qemu-system-x86 from bookworm-backports (as qemu-utils $qemu_utils)"
-        run apt apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86
-    else
-        echo "      installing qemu-system-x86"
-        run apt apt-get install -y --no-install-recommends qemu-system-x86
-    fi
+    echo "      missing ${missing[*]}: running scripts/setup.sh image"
+    run apt "$repo/scripts/setup.sh" image
 fi
 step_done "${#missing[@]} package(s) installed"
 

@@ -54,7 +54,15 @@ impl Handler {
         let r = match cmd {
             Command::ClusterInit => c.init().await,
             Command::ClusterExportCredentials { ttl_secs } => {
-                c.export(Duration::from_secs(ttl_secs.max(60))).await
+                let range = postern_cluster::join::TOKEN_TTL_SECS;
+                if !range.contains(&ttl_secs) {
+                    return Some(Err(format!(
+                        "a join token lives {} to {} seconds; {ttl_secs} is out of range",
+                        range.start(),
+                        range.end()
+                    )));
+                }
+                c.export(Duration::from_secs(ttl_secs)).await
             }
             Command::ClusterJoin { credentials, peer } => c.join(&credentials, &peer).await,
             Command::ClusterRemove { id } => c.remove(id).await,

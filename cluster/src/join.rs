@@ -113,6 +113,10 @@ impl std::fmt::Debug for Accepted {
     }
 }
 
+/// How long exported credentials may stay valid, in seconds: a minute at least (time to carry
+/// the file to the new node), a week at most.
+pub const TOKEN_TTL_SECS: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
+
 fn now_secs(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }

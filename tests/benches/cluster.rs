@@ -4,6 +4,7 @@
 //! failover, from SIGKILL to the next committed admin write on a survivor. Prints a
 //! Markdown table on stdout, progress on stderr. Run with `scripts/bench.sh cluster`.
 
+use postern_tests::peers::Peer;
 use std::time::{Duration, Instant};
 
 use postern_tests::posternd::Posternd;
@@ -65,7 +66,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    if !postern_tests::peers_available("cluster bench", &["smtp-sink"]) {
+    if !postern_tests::peers_available("cluster bench", &[Peer::SmtpSink]) {
         return;
     }
     let sink = Sink::start(&[]);

@@ -6,6 +6,7 @@
 //! `cargo bench -p postern-tests --bench crypto` (or `scripts/bench.sh crypto`). Needs root,
 //! Postfix, openssl and gpg. Progress on stderr, the Markdown report on stdout.
 
+use postern_tests::peers::Peer;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,7 +30,7 @@ const PASS: Duration = Duration::from_secs(5);
 fn openssl_rsa2048_sign() -> f64 {
     let out = must(
         std::path::Path::new("/tmp"),
-        "openssl",
+        Peer::Openssl,
         &["speed", "-seconds", "3", "-mr", "rsa2048"],
         b"",
     );
@@ -190,7 +191,13 @@ fn median(v: &[f64]) -> f64 {
 fn main() {
     if !peers_available(
         "crypto bench",
-        &["smtp-source", "smtp-sink", "postfix", "openssl", "gpg"],
+        &[
+            Peer::SmtpSource,
+            Peer::SmtpSink,
+            Peer::Postfix,
+            Peer::Openssl,
+            Peer::Gpg,
+        ],
     ) || !root_available("crypto bench")
     {
         return;

@@ -21,16 +21,16 @@
 //! small blocking client (one thread per session): time from writing the final `CRLF.CRLF`
 //! to reading the reply. Progress goes to stderr, the Markdown report to stdout.
 
+use postern_tests::peers::Peer;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use postern_tests::client::Client;
 use postern_tests::load::{CountingSink, process_cpu, smtp_source};
 use postern_tests::posternd::Posternd;
 use postern_tests::postfix::{Postfix, PostfixOptions};
-use postern_tests::{free_port, peers_available, root_available, wait_for, which};
+use postern_tests::{free_port, peers_available, root_available, wait_for};
 
 const FROM: &str = "from@bench.example";
 const TO: &str = "to@bench.example";
@@ -304,8 +304,9 @@ fn measure(
     Ok(cell)
 }
 
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
+fn command_output(program: Peer, args: &[&str]) -> String {
+    program
+        .command()
         .args(args)
         .output()
         .ok()
@@ -317,7 +318,10 @@ fn command_output(program: &str, args: &[&str]) -> String {
 fn main() {
     let started = Instant::now();
     if !root_available("bench relay")
-        || !peers_available("bench relay", &["postfix", "smtp-source", "smtp-sink"])
+        || !peers_available(
+            "bench relay",
+            &[Peer::Postfix, Peer::SmtpSource, Peer::SmtpSink],
+        )
     {
         return;
     }
@@ -325,7 +329,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3.0);
-    let tick: f64 = command_output("getconf", &["CLK_TCK"])
+    let tick: f64 = command_output(Peer::Getconf, &["CLK_TCK"])
         .parse()
         .unwrap_or(100.0);
 
@@ -451,7 +455,8 @@ fn start_queueing_proxy() -> Postfix {
          -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks\n"
     ));
     std::fs::write(&master, text).expect("write master.cf");
-    let out = Command::new(which("postfix").expect("postfix installed"))
+    let out = Peer::Postfix
+        .command()
         .arg("-c")
         .arg(&pf.dir.path)
         .arg("reload")
@@ -490,9 +495,9 @@ fn render(
     line(format!(
         "Host: {} cores, {}; Postfix {}; posternd {} (release); run took {:.0} s.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        command_output("uname", &["-sr"]),
-        command_output("postconf", &["-dh", "mail_version"]),
-        command_output("git", &["describe", "--always", "--dirty"]),
+        command_output(Peer::Uname, &["-sr"]),
+        command_output(Peer::Postconf, &["-dh", "mail_version"]),
+        command_output(Peer::Git, &["describe", "--always", "--dirty"]),
         elapsed.as_secs_f64()
     ));
     line(String::new());

@@ -4,6 +4,7 @@
 //! namespace). The killed node is restarted between trials. Prints a Markdown table on
 //! stdout, progress on stderr. Run with `scripts/bench.sh vip` (as root).
 
+use postern_tests::peers::Peer;
 use std::time::{Duration, Instant};
 
 use postern_tests::netns::{self, Lab, VIP, downstream, greeting, holders};
@@ -13,7 +14,7 @@ const TRIALS: usize = 20;
 
 fn main() {
     if !netns::available("vip bench")
-        || !postern_tests::peers_available("vip bench", &["smtp-sink"])
+        || !postern_tests::peers_available("vip bench", &[Peer::SmtpSink])
     {
         return;
     }

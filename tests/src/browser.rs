@@ -10,7 +10,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::peers::Peer;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,17 +57,11 @@ pub struct Element<'a> {
 impl Browser {
     /// Ok when Chromium and chromedriver are installed, else why not.
     pub fn available() -> std::result::Result<(), String> {
-        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-            .into_iter()
-            .filter(|p| !Path::new(p).is_file())
-            .collect();
+        let missing = crate::peers::missing(&[Peer::Chromium, Peer::Chromedriver]);
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "not installed: {} (apt-get install chromium chromium-driver)",
-                missing.join(", ")
-            ))
+            Err(missing.join("; "))
         }
     }
 
@@ -85,7 +81,8 @@ impl Browser {
         let log_err = log
             .try_clone()
             .with_context(|| format!("duplicating handle of {}", log_path.display()))?;
-        let driver = match Command::new(CHROMEDRIVER)
+        let driver = match Peer::Chromedriver
+            .command()
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(log)

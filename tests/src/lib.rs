@@ -11,6 +11,7 @@ pub mod client;
 pub mod https;
 pub mod load;
 pub mod netns;
+pub mod peers;
 pub mod pki;
 pub mod posternd;
 pub mod postfix;
@@ -24,20 +25,13 @@ use std::time::{Duration, Instant};
 
 /// Whether the programs a test needs are here. Prints the reason and returns false to skip;
 /// panics instead when `REQUIRE_PEERS=1`.
-pub fn peers_available(test: &str, programs: &[&str]) -> bool {
-    let missing: Vec<&str> = programs
-        .iter()
-        .copied()
-        .filter(|p| which(p).is_none())
-        .collect();
+pub fn peers_available(test: &str, peers: &[peers::Peer]) -> bool {
+    let missing = peers::missing(peers);
     if missing.is_empty() {
         return true;
     }
     skip(
-        &format!(
-            "{test}: skipped, not installed: {} (scripts/setup.sh installs them)",
-            missing.join(", ")
-        ),
+        &format!("{test}: skipped: {}", missing.join("; ")),
         "REQUIRE_PEERS",
     )
 }
@@ -156,9 +150,49 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
     }
 }
 
+/// chmod 777: a directory a peer that drops privileges (smtp-sink as nobody) writes into.
+pub fn make_world_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("chmod 777 {}: {e}", dir.display()));
+}
+
+/// Processes whose working directory is `dir` or below it (also when `dir` was deleted
+/// meanwhile): PID and command name. How the harness finds what a peer left running.
+pub fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            let cwd = cwd.to_str()?;
+            let cwd = Path::new(cwd.strip_suffix(" (deleted)").unwrap_or(cwd));
+            if !cwd.starts_with(dir) {
+                return None;
+            }
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            Some((pid, comm.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Whether process `pid` runs (a zombie, ended but not yet reaped by its parent, does not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name in parentheses.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// Sends a signal to a process we started, by PID.
 pub fn signal(pid: u32, sig: &str) {
-    let _ = std::process::Command::new("kill")
+    let _ = peers::Peer::Kill
+        .command()
         .args([format!("-{sig}"), pid.to_string()])
         .status();
 }

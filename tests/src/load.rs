@@ -3,12 +3,14 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::peers::Peer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, wait_for, which};
+use crate::{free_port, wait_for};
 /// `smtp-sink` without dump files; its `-c` counter (`sess=… quit=… mesg=N\r` on stdout,
 /// flushed per update) is followed by a thread. Killed by PID on drop.
 #[derive(Debug)]
@@ -21,7 +23,8 @@ pub struct CountingSink {
 impl CountingSink {
     pub fn start() -> CountingSink {
         let port = free_port();
-        let mut child = Command::new(which("smtp-sink").expect("smtp-sink installed"))
+        let mut child = Peer::SmtpSink
+            .command()
             .args(["-u", "nobody", "-c"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("1024")
@@ -109,7 +112,8 @@ pub fn smtp_source(
     (from, to, recipients): (&str, &str, usize),
 ) -> Result<f64, String> {
     let start = Instant::now();
-    let mut child = Command::new(which("smtp-source").expect("smtp-source installed"))
+    let mut child = Peer::SmtpSource
+        .command()
         .arg("-d")
         .args(["-s", &sessions.to_string()])
         .args(["-m", &count.to_string()])

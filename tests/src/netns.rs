@@ -5,7 +5,9 @@
 //! the test's job: a process left inside keeps it alive).
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::peers::{Peer, exec_in};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether namespaces can be made here. Without root or `ip`, the test skips with a
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn available(test: &str) -> bool {
     let reason = if !crate::is_root() {
         "needs root for network namespaces"
-    } else if crate::which("ip").is_none() {
+    } else if Peer::Ip.path().is_none() {
         "needs iproute2 (ip)"
     } else {
         return true;
@@ -26,7 +28,7 @@ pub const VIP: &str = "198.18.0.100/24";
 
 /// Runs `ip ARGS`; panics with its error output when it fails.
 pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
+    let out = Peer::Ip.command().args(args).output().expect("run ip");
     assert!(
         out.status.success(),
         "ip {}: {}",
@@ -114,10 +116,64 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Every namespace of the lab: nodes, client, switch.
+    pub fn namespaces(&self) -> impl Iterator<Item = &String> {
+        self.nodes.iter().chain([&self.client, &self.switch])
+    }
+
+    /// The processes running in the lab's namespaces (`ip netns pids`).
+    pub fn processes(&self) -> Vec<u32> {
+        self.namespaces()
+            .flat_map(|ns| {
+                let out = Peer::Ip
+                    .command()
+                    .args(["netns", "pids", ns])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                out.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    }
+
+    /// The kernel's identity of namespace `ns` (`net:[INODE]`), to find every process
+    /// still inside it after its name is gone.
+    pub fn identity(ns: &str) -> Option<std::path::PathBuf> {
+        let meta = std::fs::metadata(format!("/run/netns/{ns}")).ok()?;
+        Some(format!("net:[{}]", std::os::unix::fs::MetadataExt::ino(&meta)).into())
+    }
+}
+
+/// Processes whose network namespace is `identity` (from [`Lab::identity`]).
+pub fn processes_in_namespace(identity: &std::path::Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read_link(e.path().join("ns/net")).ok()? == identity).then_some(pid)
+        })
+        .collect()
+}
+
 impl Drop for Lab {
+    /// Deletes the namespaces. A process still inside one would keep it alive unseen: the
+    /// helpers that started them must have ended them; any left are killed by PID here and
+    /// the test fails (unless it is failing already).
     fn drop(&mut self) {
-        for ns in self.nodes.iter().chain([&self.client, &self.switch]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        let left = self.processes();
+        for pid in &left {
+            crate::signal(*pid, "KILL");
+        }
+        for ns in self.namespaces() {
+            let _ = Peer::Ip.command().args(["netns", "del", ns]).output();
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("processes left running in the lab's namespaces (killed now): {left:?}");
         }
     }
 }
@@ -135,10 +191,7 @@ impl Drop for Downstream {
 
 /// Starts smtp-sink on 198.18.0.2:2526 in the client namespace (stopped on drop).
 pub fn downstream(lab: &Lab) -> Downstream {
-    let sink = crate::which("smtp-sink").expect("smtp-sink");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.client])
-        .arg(sink)
+    let child = exec_in(Some(&lab.client), Peer::SmtpSink.path().expect("smtp-sink"))
         .args(["-u", "nobody", "198.18.0.2:2526", "100"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -159,7 +212,8 @@ pub fn holding(nodes: &[String]) -> Vec<usize> {
         .iter()
         .enumerate()
         .filter(|(_, ns)| {
-            Command::new("ip")
+            Peer::Ip
+                .command()
                 .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("inet {ip}/")))
@@ -173,7 +227,8 @@ pub fn holding(nodes: &[String]) -> Vec<usize> {
 pub fn greeting(lab: &Lab, within: std::time::Duration) -> Option<String> {
     let ip = VIP.split('/').next().expect("ip");
     let secs = format!("{:.2}", within.as_secs_f64());
-    let out = Command::new("ip")
+    let out = Peer::Ip
+        .command()
         .args(["netns", "exec", &lab.client, "timeout", &secs, "bash", "-c"])
         .arg(format!("exec 3<>/dev/tcp/{ip}/2525; head -n 1 <&3"))
         .output()

@@ -3,21 +3,23 @@
 //! run generates fresh keys, and the reference tools that made them also judge Postern.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::Scratch;
+use crate::peers::Peer;
 
 /// Runs a program in `dir` with `stdin`; returns its output whatever the exit status.
-pub fn run_in(dir: &Path, program: &str, args: &[&str], stdin: &[u8]) -> Output {
+pub fn run_in(dir: &Path, program: Peer, args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write as _;
-    let mut child = Command::new(program)
+    let mut child = program
+        .command()
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.program()));
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -29,11 +31,12 @@ pub fn run_in(dir: &Path, program: &str, args: &[&str], stdin: &[u8]) -> Output 
 }
 
 /// Like [`run_in`], panicking with stderr when the program fails.
-pub fn must(dir: &Path, program: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+pub fn must(dir: &Path, program: Peer, args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let out = run_in(dir, program, args, stdin);
     assert!(
         out.status.success(),
-        "{program} {args:?} failed: {}",
+        "{} {args:?} failed: {}",
+        program.program(),
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
@@ -61,7 +64,7 @@ impl OpensslCa {
         let subj = format!("/O=Test/CN={name}");
         must(
             &dir.join(""),
-            "openssl",
+            Peer::Openssl,
             &[
                 "req",
                 "-x509",
@@ -100,7 +103,7 @@ impl OpensslCa {
         std::fs::write(d.join(format!("{base}.ext")), ext).expect("ext file");
         must(
             &d,
-            "openssl",
+            Peer::Openssl,
             &[
                 "req",
                 "-newkey",
@@ -117,7 +120,7 @@ impl OpensslCa {
         );
         must(
             &d,
-            "openssl",
+            Peer::Openssl,
             &[
                 "x509",
                 "-req",
@@ -156,7 +159,7 @@ impl SmimeFiles {
         );
         must(
             dir,
-            "openssl",
+            Peer::Openssl,
             &[
                 "cms",
                 "-decrypt",
@@ -180,7 +183,7 @@ pub fn cms_verify(dir: &Path, ca_pem: &[u8], message: &[u8]) -> Result<Vec<u8>, 
     std::fs::write(dir.join("cms-verify.eml"), message).expect("write message");
     let out = run_in(
         dir,
-        "openssl",
+        Peer::Openssl,
         &[
             "cms",
             "-verify",
@@ -209,7 +212,8 @@ impl Drop for Gpg {
     /// gpg starts a gpg-agent per home; end it with the home.
     fn drop(&mut self) {
         let home = self.home.join("");
-        let _ = Command::new("gpgconf")
+        let _ = Peer::Gpgconf
+            .command()
             .arg("--homedir")
             .arg(&home)
             .args(["--kill", "gpg-agent"])
@@ -253,7 +257,7 @@ impl Gpg {
             "always",
         ];
         all.extend_from_slice(args);
-        run_in(&self.home.join(""), "gpg", &all, stdin)
+        run_in(&self.home.join(""), Peer::Gpg, &all, stdin)
     }
 
     pub fn must(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::peers::{Peer, exec_in};
 use crate::{Scratch, free_port, wait_for};
 
 /// Path of the `posternd` binary, built once per test run so tests never run a stale one.
@@ -21,7 +22,7 @@ pub fn binary() -> PathBuf {
             .to_owned();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        let mut cmd = Command::new(cargo); // own binary: cargo builds posternd
         cmd.args([
             "build",
             "--quiet",
@@ -55,7 +56,7 @@ pub struct Posternd {
     starts: u32,
     /// The network namespace it runs in (None: the test's own).
     netns: Option<String>,
-    /// A command it runs under (e.g. setpriv to drop privileges).
+    /// Arguments of setpriv, which it runs under to drop privileges (empty: not under setpriv).
     wrapper: Vec<String>,
 }
 
@@ -99,7 +100,6 @@ impl Posternd {
     ) -> Posternd {
         const CAPS: &str = "-all,+net_admin,+net_raw";
         let wrapper = [
-            "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
@@ -127,7 +127,8 @@ impl Posternd {
         let dir = Scratch::new("posternd");
         if !wrapper.is_empty() {
             // The unprivileged daemon owns its directory.
-            let _ = Command::new("chown")
+            let _ = Peer::Chown
+                .command()
                 .args(["-R", "65534:65534"])
                 .arg(&dir.path)
                 .status();
@@ -159,14 +160,15 @@ impl Posternd {
         let log = std::fs::File::create(self.dir.join(&format!("posternd.{}.log", self.starts)))
             .expect("log file");
         // `ip netns exec` and setpriv exec what follows: the PID stays posternd's.
-        let mut argv: Vec<std::ffi::OsString> = Vec::new();
-        if let Some(ns) = &self.netns {
-            argv.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
-        }
-        argv.extend(self.wrapper.iter().map(Into::into));
-        argv.push(binary().into());
-        let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]);
+        let mut command = match self.wrapper.is_empty() {
+            true => exec_in(self.netns.as_deref(), binary()),
+            false => {
+                let setpriv = Peer::Setpriv.path().expect("setpriv installed");
+                let mut c = exec_in(self.netns.as_deref(), setpriv);
+                c.args(&self.wrapper).arg(binary());
+                c
+            }
+        };
         let child = command
             .arg("--config")
             .arg(self.dir.join("postern.toml"))
@@ -330,7 +332,7 @@ impl Posternd {
     /// Runs `posternctl` against this instance and returns whatever happened.
     pub fn ctl_output(&self, args: &[&str]) -> Output {
         let ctl = binary().with_file_name("posternctl");
-        Command::new(ctl)
+        Command::new(ctl) // own binary
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .args(args)
@@ -341,7 +343,7 @@ impl Posternd {
 
 /// Runs `posternd` with arguments to completion (for start-up error tests).
 pub fn run(args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(binary())
+    let mut child = Command::new(binary()) // own binary
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

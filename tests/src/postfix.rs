@@ -2,11 +2,12 @@
 //! smtpd on a 127.0.0.1 port, no chroot, relaying everything to one next hop. Used as the
 //! upstream MTA (which queues and retries, like a company's mail server) and as a downstream.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
-use crate::{Scratch, free_port, wait_for, which};
+use crate::peers::{Peer, exec_in};
+use crate::{Scratch, free_port, wait_for};
 
 /// Settings of one instance.
 #[derive(Debug, Clone)]
@@ -43,6 +44,7 @@ pub struct Postfix {
     pub port: u16,
     config_dir: PathBuf,
     netns: Option<String>,
+    stopped: bool,
 }
 
 const SERVICES: &str = "\
@@ -77,7 +79,8 @@ impl Postfix {
         for sub in ["queue", "data"] {
             std::fs::create_dir_all(dir.join(sub)).expect("postfix dirs");
         }
-        let _ = Command::new("chown")
+        let _ = Peer::Chown
+            .command()
             .arg("postfix")
             .arg(dir.join("data"))
             .status();
@@ -125,26 +128,18 @@ impl Postfix {
         let master = format!("{ip}:{port} inet n - n - - smtpd\n{SERVICES}");
         std::fs::write(dir.join("master.cf"), master).expect("master.cf");
         let config_dir = dir.path.clone();
-        let postfix = which("postfix").expect("postfix installed");
-        let mut command = match &options.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(postfix);
-                c
-            }
-            None => Command::new(postfix),
-        };
-        let out = command
-            .arg("-c")
-            .arg(&config_dir)
-            .arg("start")
-            .output()
-            .expect("run postfix start");
+        let out = control(
+            options.netns.as_deref(),
+            Peer::Postfix,
+            &config_dir,
+            &["start"],
+        );
         let pf = Postfix {
             dir,
             port,
             config_dir,
             netns: options.netns.clone(),
+            stopped: false,
         };
         assert!(
             out.status.success(),
@@ -180,15 +175,7 @@ impl Postfix {
         message: &str,
     ) {
         use std::io::Write as _;
-        let sendmail = which("sendmail").expect("sendmail");
-        let mut command = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(sendmail);
-                c
-            }
-            None => Command::new(sendmail),
-        };
+        let mut command = exec_in(netns.as_deref(), peer_path(Peer::Sendmail));
         let mut child = command
             .arg("-C")
             .arg(config_dir)
@@ -223,12 +210,90 @@ impl Postfix {
 
     /// Asks the queue manager to retry deferred mail now.
     pub fn flush(&self) {
-        let _ = Command::new(which("postqueue").expect("postqueue"))
-            .arg("-c")
-            .arg(&self.config_dir)
-            .arg("-f")
-            .output();
+        let out = control(
+            self.netns.as_deref(),
+            Peer::Postqueue,
+            &self.config_dir,
+            &["-f"],
+        );
+        assert!(
+            out.status.success(),
+            "postqueue -f: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+
+    /// The PID of the instance's master process, from its pid file.
+    pub fn master_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("queue/pid/master.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Stops the instance: `postfix abort` inside its namespace; if that fails or the master
+    /// outlives it, the master is killed by the PID in its pid file (never by name). Returns
+    /// once no process works in the instance's directory, or why not.
+    pub fn stop(&mut self) -> Result<(), String> {
+        if std::mem::replace(&mut self.stopped, true) {
+            return Ok(());
+        }
+        let master = self.master_pid();
+        let out = control(
+            self.netns.as_deref(),
+            Peer::Postfix,
+            &self.config_dir,
+            &["abort"],
+        );
+        let mut problem = (!out.status.success()).then(|| {
+            format!(
+                "postfix -c {} abort: {}",
+                self.config_dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        });
+        let gone = || crate::processes_in(&self.dir.path).is_empty().then_some(());
+        if wait_for(Duration::from_secs(10), gone).is_none() {
+            // The master's own process group holds its children: kill the master, then any
+            // straggler still working in this instance's directory.
+            if let Some(pid) = master {
+                crate::signal(pid, "KILL");
+            }
+            if wait_for(Duration::from_secs(2), gone).is_none() {
+                for (pid, _) in crate::processes_in(&self.dir.path) {
+                    crate::signal(pid, "KILL");
+                }
+            }
+            problem.get_or_insert_with(|| "postfix abort left processes".into());
+        }
+        match wait_for(Duration::from_secs(5), gone) {
+            Some(()) => problem.map_or(Ok(()), |p| {
+                eprintln!("postfix: {p}; ended by PID");
+                Ok(())
+            }),
+            None => Err(format!(
+                "{}: processes left after stopping: {:?}",
+                problem.unwrap_or_default(),
+                crate::processes_in(&self.dir.path)
+            )),
+        }
+    }
+}
+
+/// Where a Postfix program is (panics with what installs it when it is not).
+fn peer_path(peer: Peer) -> PathBuf {
+    peer.path().unwrap_or_else(|| panic!("{}", peer.missing()))
+}
+
+/// Runs a Postfix control program (`postfix`, `postqueue`) for the instance configured in
+/// `config_dir`, inside its namespace: Postfix checks `inet_interfaces` against the local
+/// interfaces, so outside the namespace it refuses to act.
+fn control(netns: Option<&str>, program: Peer, config_dir: &Path, args: &[&str]) -> Output {
+    exec_in(netns, peer_path(program))
+        .arg("-c")
+        .arg(config_dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.program()))
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
@@ -254,10 +319,12 @@ impl Drop for Postfix {
                 self.log()
             );
         }
-        let _ = Command::new(which("postfix").unwrap_or_else(|| "postfix".into()))
-            .arg("-c")
-            .arg(&self.config_dir)
-            .arg("abort")
-            .output();
+        if let Err(e) = self.stop() {
+            if std::thread::panicking() {
+                eprintln!("postfix: {e}");
+            } else {
+                panic!("postfix: {e}");
+            }
+        }
     }
 }

@@ -3,26 +3,21 @@
 //! and optional emulated hardware (watchdog, IPMI BMC). Ended by PID when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::peers::Peer;
 use std::time::{Duration, Instant};
 
 use crate::{Scratch, free_port};
 
-pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-pub const QEMU: &str = "qemu-system-x86_64";
-
 /// Ok when qemu and OVMF are installed; else why not.
 pub fn available() -> Result<(), String> {
-    if crate::which(QEMU).is_none() {
-        return Err(format!("{QEMU} not installed"));
+    let missing = crate::peers::missing(&[Peer::Qemu, Peer::OvmfCode, Peer::OvmfVars]);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
     }
-    for f in [OVMF_CODE, OVMF_VARS] {
-        if !Path::new(f).exists() {
-            return Err(format!("{f} missing (package ovmf)"));
-        }
-    }
-    Ok(())
 }
 
 /// What to boot and how.
@@ -64,7 +59,7 @@ impl Vm {
     pub fn boot(o: &BootOptions) -> Vm {
         let dir = Scratch::new("qemu");
         let vars = dir.join("OVMF_VARS.fd");
-        std::fs::copy(OVMF_VARS, &vars).expect("copy OVMF variables");
+        std::fs::copy(Peer::OvmfVars.program(), &vars).expect("copy OVMF variables");
         let serial = dir.join("serial.log");
         let ports: Vec<(u16, u16)> = o.forwards.iter().map(|g| (*g, free_port())).collect();
         let fwd: String = ports
@@ -72,7 +67,7 @@ impl Vm {
             .map(|(g, h)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}"))
             .collect();
         let snapshot = if o.writable { "" } else { ",snapshot=on" };
-        let mut cmd = Command::new(QEMU);
+        let mut cmd = Peer::Qemu.command();
         cmd.args([
             "-accel",
             "tcg",
@@ -86,7 +81,10 @@ impl Vm {
         .args(["-smp", "2"])
         .args([
             "-drive",
-            &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            &format!(
+                "if=pflash,format=raw,readonly=on,file={}",
+                Peer::OvmfCode.program()
+            ),
         ])
         .args([
             "-drive",

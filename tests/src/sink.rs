@@ -2,10 +2,12 @@
 //! delays or drops) mail and dumps every transaction it accepted into a directory.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::peers::{Peer, exec_in};
 use std::time::Duration;
 
-use crate::{Scratch, free_port, wait_for, which};
+use crate::{Scratch, free_port, wait_for};
 
 /// One message as the sink received it.
 #[derive(Debug, Clone)]
@@ -58,9 +60,10 @@ impl Sink {
         let dir = Scratch::new("sink");
         let dump = dir.join("dump");
         std::fs::create_dir_all(&dump).expect("dump dir");
-        let _ = Command::new("chmod").arg("777").arg(&dump).status();
+        crate::make_world_writable(&dump);
         let port = free_port();
-        let child = Command::new(which("smtp-sink").expect("smtp-sink installed"))
+        let child = Peer::SmtpSink
+            .command()
             .args(["-u", "nobody", "-d"])
             .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))
             .args(switches)
@@ -90,19 +93,20 @@ impl Sink {
         let dir = Scratch::new("sink");
         let dump = dir.join("dump");
         std::fs::create_dir_all(&dump).expect("dump dir");
-        let _ = Command::new("chmod").arg("777").arg(&dump).status();
-        let child = Command::new("ip")
-            .args(["netns", "exec", netns])
-            .arg(which("smtp-sink").expect("smtp-sink installed"))
-            .args(["-u", "nobody", "-d"])
-            .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))
-            .arg(listen)
-            .arg("256")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start smtp-sink in a namespace");
+        crate::make_world_writable(&dump);
+        let child = exec_in(
+            Some(netns),
+            Peer::SmtpSink.path().expect("smtp-sink installed"),
+        )
+        .args(["-u", "nobody", "-d"])
+        .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))
+        .arg(listen)
+        .arg("256")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink in a namespace");
         let port = listen
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())

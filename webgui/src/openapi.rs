@@ -277,7 +277,7 @@ fn ops() -> Vec<Op> {
             "Export credentials with a one-time join token",
             Some(obj(
                 &[],
-                json!({ "ttl_secs": {"type": "integer", "minimum": 0} }),
+                json!({ "ttl_secs": {"type": "integer", "minimum": 60, "maximum": 604800} }),
             )),
             json!({"type": "object"}),
         ),

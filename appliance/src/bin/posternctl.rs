@@ -195,8 +195,10 @@ enum ClusterCmd {
     ExportCredentials {
         #[arg(short, long)]
         output: PathBuf,
-        /// How long the token stays valid, in seconds.
-        #[arg(long, default_value_t = 3600)]
+        /// How long the token stays valid, in seconds: 60 (one minute) to 604800 (seven
+        /// days).
+        #[arg(long, default_value_t = 3600,
+              value_parser = clap::value_parser!(u64).range(postern_cluster::join::TOKEN_TTL_SECS))]
         ttl: u64,
     },
     /// Join the cluster the credentials name, through the member at PEER (address:port).

@@ -4,6 +4,7 @@
 mod cluster;
 mod crypto;
 mod hardware;
+mod harness;
 mod image;
 mod relay;
 mod vip;

@@ -8,6 +8,7 @@
 
 mod netns;
 
+use postern_tests::peers::Peer;
 use std::time::Duration;
 
 use postern_tests::client::Client;
@@ -73,7 +74,7 @@ fn send_from_alice(p: &Posternd, sink: &Sink, id: &str) -> postern_tests::sink::
 
 #[test]
 fn cluster_three_posternd_nodes_join_replicate_and_survive_the_leader() {
-    if !peers_available("cluster_three_nodes", &["smtp-sink", "openssl"]) {
+    if !peers_available("cluster_three_nodes", &[Peer::SmtpSink, Peer::Openssl]) {
         return;
     }
     let sink = Sink::start(&[]);
@@ -255,4 +256,36 @@ fn cluster_three_posternd_nodes_join_replicate_and_survive_the_leader() {
         .map(|s| s["lag"].clone())
         .unwrap_or_default();
     assert!(lag.is_object(), "{lag}");
+}
+
+/// A join token's lifetime is what the admin asked for, or refused with the allowed range:
+/// never silently changed (`--ttl 1` once became 60 s without a word).
+#[test]
+fn cluster_credentials_ttl_is_honoured_or_refused() {
+    if !peers_available("cluster_credentials_ttl", &[Peer::SmtpSink]) {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let (p, _) = node(&sink);
+    let file = p.dir.join("creds.json");
+    let path = file.to_str().expect("path");
+    for ttl in ["1", "59", "604801"] {
+        let out = p.ctl_output(&["cluster", "export-credentials", "-o", path, "--ttl", ttl]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--ttl {ttl} accepted");
+        assert!(err.contains("60..=604800"), "--ttl {ttl}: {err}");
+        assert!(!file.exists(), "--ttl {ttl} wrote credentials");
+    }
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    p.ctl(&["cluster", "export-credentials", "-o", path, "--ttl", "60"]);
+    let creds: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("credentials")).expect("json");
+    let expires = creds["expires"].as_u64().expect("expires");
+    assert!(
+        (before + 60..=before + 62).contains(&expires),
+        "expires {expires}, exported at {before} with --ttl 60"
+    );
 }

@@ -2,6 +2,7 @@
 //! the reference tools' on every message — decrypt what they decrypt, accept what they
 //! accept, mark invalid what they reject — and every message must arrive, once.
 
+use postern_tests::peers::Peer;
 use std::path::{Path, PathBuf};
 
 use postern_crypto::mime::{self, ContentType, Header};
@@ -127,7 +128,7 @@ fn crypto_corpus_smime_verdicts_match_openssl() {
     for (what, out) in [("-clcerts", "bobcert.pem"), ("-nocerts", "bobkey.pem")] {
         let pem = run_in(
             &work,
-            "openssl",
+            Peer::Openssl,
             &[
                 "pkcs12", "-legacy", "-in", p12, "-passin", "pass:nss", "-nodes", what, "-out", out,
             ],
@@ -161,7 +162,7 @@ fn crypto_corpus_smime_verdicts_match_openssl() {
             let f = file.to_str().expect("path");
             let d = run_in(
                 &work,
-                "openssl",
+                Peer::Openssl,
                 &[
                     "cms",
                     "-decrypt",
@@ -183,7 +184,7 @@ fn crypto_corpus_smime_verdicts_match_openssl() {
             std::fs::write(work.join("check.eml"), &entity).expect("write");
             let v = run_in(
                 &work,
-                "openssl",
+                Peer::Openssl,
                 &[
                     "cms",
                     "-verify",

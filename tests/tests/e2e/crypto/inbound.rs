@@ -2,6 +2,7 @@
 //! signatures, answers harvested partners encrypted, and removes forged verdicts.
 
 use postern_tests::crlf;
+use postern_tests::peers::Peer;
 use postern_tests::pki::{Gpg, OpensslCa, must, run_in};
 use postern_tests::posternd::Posternd;
 
@@ -42,7 +43,7 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
     .expect("test setup");
     let signed = must(
         &dir,
-        "openssl",
+        Peer::Openssl,
         &[
             "cms",
             "-sign",
@@ -58,7 +59,7 @@ fn crypto_openssl_signed_and_encrypted_mail_is_opened_harvested_and_answered_enc
     std::fs::write(dir.join("signed.eml"), crlf(&signed)).expect("test setup");
     let enc = must(
         &dir,
-        "openssl",
+        Peer::Openssl,
         &[
             "cms",
             "-encrypt",

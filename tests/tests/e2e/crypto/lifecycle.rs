@@ -2,6 +2,7 @@
 //! switches the signing key while old keys keep decrypting, keys survive restarts, PKCS#12
 //! export opens in openssl.
 
+use postern_tests::peers::Peer;
 use std::time::Duration;
 
 use postern_tests::client::Client;
@@ -115,7 +116,7 @@ fn crypto_rollover_switches_signing_and_old_keys_keep_decrypting() {
     std::fs::write(dir.join("ca.pem"), p.ctl(&["ca", "cert"])).expect("write");
     must(
         &dir,
-        "openssl",
+        Peer::Openssl,
         &[
             "cms",
             "-verify",
@@ -141,7 +142,7 @@ fn crypto_rollover_switches_signing_and_old_keys_keep_decrypting() {
     .expect("write");
     let enc = must(
         &dir,
-        "openssl",
+        Peer::Openssl,
         &["cms", "-encrypt", "-aes256", "-in", "entity.txt", "old.pem"],
         b"",
     );
@@ -216,7 +217,7 @@ fn crypto_keys_survive_restart_and_export_as_pkcs12() {
     ]);
     let out = must(
         &dir,
-        "openssl",
+        Peer::Openssl,
         &[
             "pkcs12",
             "-in",

@@ -7,6 +7,7 @@ mod inbound;
 mod lifecycle;
 mod outbound;
 
+use postern_tests::peers::Peer;
 use std::time::Duration;
 
 use postern_tests::client::Client;
@@ -18,7 +19,7 @@ use postern_tests::sink::{Sink, SunkMessage};
 const DOMAIN: &str = "example.com";
 
 fn have_tools(test: &str) -> bool {
-    peers_available(test, &["smtp-sink", "openssl", "gpg"])
+    peers_available(test, &[Peer::SmtpSink, Peer::Openssl, Peer::Gpg])
 }
 
 /// A gateway for `example.com` relaying to a fresh smtp-sink.

@@ -5,8 +5,8 @@
 //! virtual IPs; the watchdog is petted every second, stops being petted while posternd is
 //! stopped, and is disarmed on a clean stop. (Real drivers under qemu: the `image` tests.)
 
+use postern_tests::peers::Peer;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use postern_tests::posternd::Posternd;
@@ -35,7 +35,8 @@ fn overall(p: &Posternd) -> String {
 #[test]
 fn a_lost_psu_shows_everywhere_and_the_watchdog_follows_the_daemon() {
     let tree = Scratch::new("hw-tree");
-    let status = Command::new("cp")
+    let status = Peer::Cp
+        .command()
         .arg("-r")
         .arg(testdata("healthy"))
         .arg(tree.join("now"))

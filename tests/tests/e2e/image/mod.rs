@@ -4,8 +4,8 @@
 //! of postern.service is printed and kept at OK; one flipped byte in the root partition
 //! makes the initramfs refuse to boot it.
 
+use postern_tests::peers::Peer;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn build(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../image/build.sh");
     let started = std::time::Instant::now();
-    let run = Command::new("bash")
+    let run = Peer::Bash
+        .command()
         .arg(&script)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v)))
@@ -61,10 +62,7 @@ fn image_dir() -> PathBuf {
 /// Builds the image once per test run (image/build.sh caches what did not change).
 fn image() -> Option<PathBuf> {
     if let Err(reason) = qemu::available() {
-        skip(
-            &format!("image: skipped: {reason} (image/build.sh installs qemu-system-x86 and ovmf)"),
-            "REQUIRE_PEERS",
-        );
+        skip(&format!("image: skipped: {reason}"), "REQUIRE_PEERS");
         return None;
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -167,7 +165,8 @@ fn the_image_boots_relays_mail_and_serves_the_gui() {
 /// A copy of the image's disk in `scratch` (sparse), to change or to boot writable.
 fn disk_copy(dir: &Path, scratch: &Scratch) -> PathBuf {
     let disk = scratch.join("disk.raw");
-    let cp = Command::new("cp")
+    let cp = Peer::Cp
+        .command()
         .arg("--sparse=always")
         .arg(dir.join("disk.raw"))
         .arg(&disk)
@@ -263,7 +262,8 @@ fn send_through(vm: &Vm, sink: &Sink, subject: &str) {
 
 /// Byte offset and size of the partition named `name` in a GPT disk image.
 fn partition(disk: &Path, name: &str) -> (u64, u64) {
-    let out = Command::new("sfdisk")
+    let out = Peer::Sfdisk
+        .command()
         .arg("--json")
         .arg(disk)
         .output()
@@ -369,11 +369,7 @@ fn gui_session(gui: &postern_tests::https::Client, secret: &str) -> String {
 /// kernel's ACPI thermal driver registers it, and its hwmon device ("acpitz") is what
 /// posternd reads — q35 has no other hwmon sensor, and this qemu builds no I2C sensor chips.
 fn thermal_zone_table(scratch: &Scratch) -> Option<PathBuf> {
-    if postern_tests::which("iasl").is_none() {
-        skip(
-            "image: hwmon part skipped: iasl not installed (scripts/setup.sh installs acpica-tools)",
-            "REQUIRE_PEERS",
-        );
+    if !postern_tests::peers_available("image: hwmon part", &[Peer::Iasl]) {
         return None;
     }
     let asl = scratch.join("thermal.asl");
@@ -385,7 +381,8 @@ fn thermal_zone_table(scratch: &Scratch) -> Option<PathBuf> {
          Method (_CRT, 0, Serialized) { Return (3732) }\n        }\n    }\n}\n",
     )
     .expect("asl");
-    let out = Command::new("iasl")
+    let out = Peer::Iasl
+        .command()
         .arg("-p")
         .arg(scratch.join("thermal"))
         .arg(&asl)

@@ -3,6 +3,7 @@
 //! Every message must arrive; duplicates (possible only between the downstream's 250 and
 //! ours) are counted and reported.
 
+use postern_tests::peers::Peer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +32,7 @@ impl Rng {
 
 #[test]
 fn relay_crash_safety_sigkill_loses_no_message() {
-    if !peers_available("relay_crash_safety", &["postfix", "smtp-sink"])
+    if !peers_available("relay_crash_safety", &[Peer::Postfix, Peer::SmtpSink])
         || !root_available("relay_crash_safety")
     {
         return;

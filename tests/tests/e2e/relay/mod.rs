@@ -8,11 +8,12 @@ mod decisions;
 mod hostile;
 mod tls;
 
+use postern_tests::peers::Peer;
 use postern_tests::peers_available;
 
 /// smtp-sink is the downstream of most tests.
 fn have_sink(test: &str) -> bool {
-    peers_available(test, &["smtp-sink"])
+    peers_available(test, &[Peer::SmtpSink])
 }
 
 /// A message with a unique subject.

@@ -1,6 +1,7 @@
 //! STARTTLS upstream (generated or configured certificate, pipelining injection) and
 //! downstream (`none` / `opportunistic` / `required`) against smtp-sink and Postfix.
 
+use postern_tests::peers::Peer;
 use std::time::Duration;
 
 use postern_tests::client::Client;
@@ -90,7 +91,7 @@ fn tls_postfix(dir: &Scratch, next: u16) -> (Postfix, String) {
 
 #[test]
 fn relay_downstream_tls_required_is_verified_and_used() {
-    if !peers_available("relay_downstream_tls", &["postfix", "smtp-sink"])
+    if !peers_available("relay_downstream_tls", &[Peer::Postfix, Peer::SmtpSink])
         || !root_available("relay_downstream_tls")
     {
         return;

@@ -4,6 +4,7 @@
 //! the address moves, the client gets an SMTP greeting on it, and a sampler looking every
 //! few milliseconds never sees two nodes holding it.
 
+use postern_tests::peers::Peer;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -78,7 +79,7 @@ fn moved(lab: &Lab, old: usize, since: Instant) -> (usize, Duration) {
 
 #[test]
 fn vip_moves_when_the_holder_is_killed_hung_partitioned_or_cut_and_never_has_two_holders() {
-    if !netns::available("vip_failover") || !peers_available("vip_failover", &["smtp-sink"]) {
+    if !netns::available("vip_failover") || !peers_available("vip_failover", &[Peer::SmtpSink]) {
         return;
     }
     let lab = Lab::new(3);
@@ -180,7 +181,10 @@ fn vip_moves_when_the_holder_is_killed_hung_partitioned_or_cut_and_never_has_two
 #[test]
 fn vip_mail_continuity_while_the_holder_is_killed_repeatedly() {
     if !netns::available("vip_mail_continuity")
-        || !peers_available("vip_mail_continuity", &["smtp-sink", "postfix", "sendmail"])
+        || !peers_available(
+            "vip_mail_continuity",
+            &[Peer::SmtpSink, Peer::Postfix, Peer::Sendmail],
+        )
     {
         return;
     }
@@ -258,7 +262,7 @@ fn vip_mail_continuity_while_the_holder_is_killed_repeatedly() {
 #[test]
 fn vip_works_with_only_net_admin_and_net_raw() {
     if !netns::available("vip_capabilities")
-        || !peers_available("vip_capabilities", &["smtp-sink", "setpriv"])
+        || !peers_available("vip_capabilities", &[Peer::SmtpSink, Peer::Setpriv])
     {
         return;
     }
