@@ -12,14 +12,16 @@ use postern_crypto::keys::MemoryKeyStore;
 use postern_crypto::keys::seal::Sealer;
 use postern_crypto::policy::PolicyConfig;
 
-use crate::admin::{GuiBackend, WebView};
 use crate::config::Config;
-use crate::control::{self, Handler};
+use crate::control;
+use crate::dispatch::Dispatcher;
+use crate::member::MemberError;
 use crate::policy::{DomainRouter, Gateway};
 use crate::relay::downstream::{Target, TargetError, Targets};
 use crate::relay::limits::ConnectionLimits;
 use crate::relay::server::{self, Relay};
 use crate::relay::trace::Trace;
+use crate::services::hardware;
 use crate::smtp::session::SessionConfig;
 use crate::tls::{self, ServerTlsError};
 
@@ -40,7 +42,9 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cluster member: {0}")]
-    Cluster(String),
+    Cluster(#[from] MemberError),
+    #[error("cannot make a key store sealer: {0}")]
+    Sealer(String),
     #[error("web server: {0}")]
     Web(String),
     #[error("control socket {path}: {source}")]
@@ -57,7 +61,7 @@ pub struct Daemon {
     relay: Arc<Relay>,
     grace: std::time::Duration,
     control: tokio::net::UnixListener,
-    handler: Handler,
+    dispatcher: Dispatcher,
     /// The downstream targets (the default one's reachability is this node's health for VIPs).
     targets: Arc<Targets>,
     /// The HTTPS listener of the GUI and API, and its TLS configuration.
@@ -105,7 +109,7 @@ impl Daemon {
         // The key store mirrors the cluster state; the member fills it (and gives it the
         // cluster key) as it starts.
         let keys = Arc::new(MemoryKeyStore::new(Sealer::new(
-            Sealer::generate().map_err(|e| StartError::Cluster(e.to_string()))?,
+            Sealer::generate().map_err(|e| StartError::Sealer(e.to_string()))?,
         )));
         let crypto = &config.crypto;
         let engine = Engine::new(
@@ -118,17 +122,15 @@ impl Daemon {
             Arc::clone(&keys) as Arc<dyn postern_crypto::keys::KeyStore>,
         );
         let targets = Arc::new(Targets::new(targets));
-        let web = Arc::new(WebView::default());
         let trace = Arc::new(Trace::default());
-        let cluster = Arc::new(crate::cluster::Cluster::new(
-            data_dir,
-            &config.cluster,
+        let dispatcher = Dispatcher::new(
+            config,
             Arc::clone(&keys),
-            Arc::clone(&web),
-            Arc::clone(&targets),
-            format!("Postern CA {}", config.server.hostname),
             Arc::clone(&engine.policy),
-        ));
+            Arc::clone(&targets),
+            Arc::clone(&trace),
+        );
+        let member = Arc::clone(&dispatcher.member);
         let socket = control::socket_path(data_dir);
         let control = control::bind(&socket).map_err(|source| StartError::Control {
             path: socket.display().to_string(),
@@ -153,23 +155,6 @@ impl Daemon {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
-        let handler = Handler {
-            cluster: Arc::clone(&cluster),
-            keys,
-            key_validity: crypto.key_validity,
-            web,
-            trace,
-            node_name: config.server.hostname.clone(),
-            hardware: crate::hardware::Monitor::new(config.hardware.clone()),
-            spool: crate::update::Spool {
-                dir: data_dir.join("update"),
-                public_key: config.update.public_key.clone(),
-                system: crate::update::System::default(),
-            },
-            network: crate::network::NetworkFile {
-                dir: data_dir.clone(),
-            },
-        };
         let web_addr = config.web.listen;
         let web_listener =
             TcpListener::bind(web_addr)
@@ -183,19 +168,17 @@ impl Daemon {
                 .map_err(|e| StartError::Web(e.to_string()))?;
         let own = postern_webgui::tls::certified_key(&cert, &key)
             .map_err(|e| StartError::Web(e.to_string()))?;
-        let backend: Arc<dyn postern_webgui::Backend> = Arc::new(GuiBackend {
-            handler: handler.clone(),
-        });
+        let backend = crate::web::backend(&dispatcher, &config.server.hostname);
         let web_tls =
             postern_webgui::tls::server_config(postern_webgui::tls::Resolver::new(backend, own))
                 .map_err(|e| StartError::Web(e.to_string()))?;
-        cluster.start().await.map_err(StartError::Cluster)?;
+        member.start().await?;
         Ok(Daemon {
             listener,
             relay: Arc::new(relay),
             grace: config.server.shutdown_grace,
             control,
-            handler,
+            dispatcher,
             targets,
             web: (web_listener, web_tls),
             hostname: config.server.hostname.clone(),
@@ -216,36 +199,42 @@ impl Daemon {
 
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        let control = tokio::spawn(control::serve(self.control, self.handler.clone()));
-        let keeper = tokio::spawn(keep_keys(self.handler.clone(), self.rollover_interval));
-        let cluster = Arc::clone(&self.handler.cluster);
-        let vip_stop = shutdown.clone();
-        let targets = Arc::clone(&self.targets);
-        let vip_hardware = Arc::clone(&self.handler.hardware);
-        let vips =
-            tokio::spawn(async move { cluster.run_vips(targets, vip_hardware, vip_stop).await });
+        let d = &self.dispatcher;
+        let member = Arc::clone(&d.member);
+        let monitor = Arc::clone(&d.hardware);
+        let control = tokio::spawn(control::serve(self.control, d.clone()));
+        let keeper = tokio::spawn(crate::tasks::rollover(
+            d.keys.clone(),
+            self.rollover_interval,
+        ));
+        let vips = tokio::spawn(crate::tasks::vips::run(
+            Arc::clone(&member),
+            Arc::clone(&self.targets),
+            Arc::clone(&monitor),
+            shutdown.clone(),
+        ));
         let (web_listener, web_tls) = self.web;
-        let app = postern_webgui::App::new(Arc::new(GuiBackend {
-            handler: self.handler.clone(),
-        }));
+        let app = postern_webgui::App::new(crate::web::backend(d, &self.hostname));
         let web = tokio::spawn(postern_webgui::serve(
             web_listener,
             app,
             web_tls,
             shutdown.clone(),
         ));
-        let monitor = Arc::clone(&self.handler.hardware);
-        let hardware = tokio::spawn(crate::hardware::run(
+        let hardware = tokio::spawn(crate::tasks::hardware::run(
             Arc::clone(&monitor),
-            self.handler.clone(),
+            Arc::clone(&member),
             Arc::clone(&self.targets),
             self.hostname.clone(),
             shutdown.clone(),
         ));
-        let beat = tokio::spawn(heartbeat(self.handler.clone()));
+        let beat = tokio::spawn(crate::tasks::heartbeat(
+            Arc::clone(&member),
+            Arc::clone(&monitor),
+        ));
         let stop_dog = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let dog = match &self.watchdog {
-            Some(path) => match crate::hardware::start_watchdog(
+            Some(path) => match hardware::start_watchdog(
                 path,
                 Arc::clone(&monitor),
                 WATCHDOG_STALE,
@@ -272,75 +261,12 @@ impl Daemon {
         }
         // Give the virtual IPs up before the process ends (their lifetime would anyway).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), vips).await;
-        self.handler.cluster.stop().await;
+        member.stop().await;
     }
 }
 
 /// How old the heartbeat may get before the watchdog is no longer petted.
 const WATCHDOG_STALE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The async side's sign of life for the watchdog, every second while this node is
-/// healthy: its runtime runs (this task is scheduled) and its cluster member answers with a
-/// known leader (or it is a cluster of one).
-async fn heartbeat(handler: Handler) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut was_healthy = true;
-    loop {
-        tick.tick().await;
-        let healthy = handler
-            .cluster
-            .local_status()
-            .await
-            .is_some_and(|s| s.leader != 0 || s.state.members.len() <= 1);
-        if healthy {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            handler
-                .hardware
-                .heartbeat
-                .store(now, std::sync::atomic::Ordering::Relaxed);
-        } else if was_healthy {
-            tracing::warn!("the cluster has no leader this node can reach: it counts as unhealthy");
-        }
-        was_healthy = healthy;
-    }
-}
-
-/// Runs the key rollover check on its interval, on the leader only (one node makes the
-/// new keys; the cluster gives them to every node).
-async fn keep_keys(handler: Handler, rollover_every: std::time::Duration) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut last_rollover: Option<tokio::time::Instant> = None;
-    loop {
-        tick.tick().await;
-        if last_rollover.is_some_and(|t| t.elapsed() < rollover_every)
-            || !handler.cluster.is_leader().await
-        {
-            continue;
-        }
-        // A new leader may not have applied everything yet; new keys are made from the
-        // latest state.
-        if let Err(e) = handler.cluster.read_barrier().await {
-            tracing::warn!(error = %e, "key rollover postponed");
-            continue;
-        }
-        last_rollover = Some(tokio::time::Instant::now());
-        let k = Arc::clone(&handler.keys);
-        let validity = handler.key_validity;
-        let done =
-            tokio::task::spawn_blocking(move || k.rollover(std::time::SystemTime::now(), validity))
-                .await;
-        match done {
-            Ok(Ok(users)) if !users.is_empty() => {
-                tracing::info!(users = ?users, "key rollover: new keys sign from now on")
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "key rollover failed"),
-            _ => {}
-        }
-    }
-}
 
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;

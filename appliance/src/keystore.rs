@@ -5,7 +5,7 @@
 //! - Writes: a key store change ([`Change`]s) becomes one [`ClusterCommand::Batch`] proposed
 //!   through the leader ([`ClusterKeys`]); admin changes wait until they are committed,
 //!   keys harvested from mail wait briefly and are dropped without quorum (mail flows on).
-//! - Reads: [`crate::mirror::StateMirror`] sees every applied command on the Raft thread and
+//! - Reads: [`crate::views::StateMirror`] sees every applied command on the Raft thread and
 //!   installs the touched user or partner ([`touched`]) in the local store before the
 //!   proposer hears "applied", so a change is visible on the node that made it as soon as
 //!   it returns.
@@ -55,7 +55,7 @@ impl Replication for ClusterKeys {
             // Removing what is already gone (the store checked it existed; a retry across a
             // leader change may apply a removal twice) reached the state asked for.
             Ok(Outcome::Done | Outcome::NotFound(_)) => Ok(()),
-            Ok(Outcome::Refused(m)) => Err(KeyStoreError::Replication(m)),
+            Ok(Outcome::Refused(m)) => Err(KeyStoreError::Refused(m)),
             Ok(other) => Err(KeyStoreError::Replication(format!(
                 "unexpected outcome {other:?}"
             ))),

@@ -1,26 +1,43 @@
 //! Postern: a queue-less secure-mail gateway.
 //!
-//! This crate is the gateway itself. The protocol code (`smtp`) and the policy (`policy`) do
-//! no I/O: bytes and structs in, bytes and decisions out. `relay` is the tokio side that
-//! owns sockets, `tls` the server certificate, `config` the typed configuration, and `daemon`
-//! wires them together for the `posternd` binary; `control` and `admin` execute the shared
-//! command layer for the control socket (`posternctl`) and the web GUI/API (`postern-webgui`).
+//! This crate is the gateway itself, in layers; a module imports only from its own layer or
+//! below, and no two modules import each other (`tests/src/layers.rs` checks both):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 foundation | `config`, `smtp`, `tls`, `settings`, `network`, `update` | typed configuration; the sans-IO SMTP session with the policy port it calls; certificates; the policy overlay of the replicated settings; node-local files (network.conf, update bundles) |
+//! | 1 policy | `policy` | which treatment a recipient gets, and the message after it (pure) |
+//! | 2 mail path | `relay` | the tokio side: sockets, downstream, trace |
+//! | 3 state | `keystore`, `views` | the key store on the cluster state; the readers the Raft observer keeps current |
+//! | 4 membership | `member` | this node's Raft member: start, join, remove, propose, read |
+//! | 5 services | `services` | keys, accounts, settings, VIPs, hardware, metrics |
+//! | 6 dispatcher | `dispatch` | role check, audit, one exhaustive `match` over the commands |
+//! | 7 surfaces | `control`, `web`, `tasks`, `daemon` | the control socket, the web server's backend, periodic work, the wiring of `posternd` |
 //!
 //! The queue-less contract (DESIGN.md §3): Postern answers the upstream's end-of-DATA only
 //! after the downstream answered the same transaction, and never stores a message.
 
-pub mod admin;
-pub mod cluster;
 pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod hardware;
-pub mod keystore;
-pub mod mirror;
 pub mod network;
-pub mod policy;
-pub mod relay;
 pub mod settings;
 pub mod smtp;
 pub mod tls;
 pub mod update;
+
+pub mod policy;
+
+pub mod relay;
+
+pub mod keystore;
+pub mod views;
+
+pub mod member;
+
+pub mod services;
+
+pub mod dispatch;
+
+pub mod control;
+pub mod daemon;
+pub mod tasks;
+pub mod web;

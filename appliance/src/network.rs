@@ -5,16 +5,39 @@
 //! `postern-network.service` (a path unit) applies it at once.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use postern_api::views::{self, NetworkMode};
 
 /// How many addresses, gateways, DNS or NTP servers at most.
 const MAX_ENTRIES: usize = 16;
 
-/// Static settings; no addresses means DHCP (the command layer's type: the GUI, the API and
-/// this file speak the same fields).
-pub use postern_webgui::command::NetworkSettings as Network;
+/// Static settings; no addresses means DHCP (the command language's type: the GUI, the API
+/// and this file speak the same fields).
+pub use postern_api::views::NetworkSettings as Network;
+
+/// Why the network settings cannot be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The settings asked for are not what `postern-settings` accepts.
+    #[error("{0}")]
+    Invalid(String),
+    /// network.conf on this node does not read back.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NetworkError + '_ {
+    move |source| NetworkError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 fn interface_ok(s: &str) -> bool {
     (1..=15).contains(&s.len())
@@ -124,39 +147,37 @@ impl NetworkFile {
     }
 
     /// The settings in force at the next apply: static ones, or DHCP.
-    pub fn get(&self) -> Result<Value, String> {
-        let n = match std::fs::read_to_string(self.conf()) {
-            Ok(t) => parse(&t)?,
+    pub fn get(&self) -> Result<views::Network, NetworkError> {
+        let conf = self.conf();
+        let settings = match std::fs::read_to_string(&conf) {
+            Ok(t) => parse(&t).map_err(NetworkError::Unreadable)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Network::default(),
-            Err(e) => return Err(format!("{}: {e}", self.conf().display())),
+            Err(e) => return Err(io(&conf)(e)),
         };
-        let mode = if n.addresses.is_empty() {
-            "dhcp"
+        let mode = if settings.addresses.is_empty() {
+            NetworkMode::Dhcp
         } else {
-            "static"
+            NetworkMode::Static
         };
-        let mut v = json!(n);
-        v["mode"] = json!(mode);
-        Ok(v)
+        Ok(views::Network { settings, mode })
     }
 
     /// Replaces the settings (no addresses: DHCP) and asks for them to be applied.
-    pub fn set(&self, n: &Network) -> Result<Value, String> {
-        check(n)?;
+    pub fn set(&self, n: &Network) -> Result<views::Network, NetworkError> {
+        check(n).map_err(NetworkError::Invalid)?;
         let conf = self.conf();
         if n.addresses.is_empty() {
             match std::fs::remove_file(&conf) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{}: {e}", conf.display())),
+                Err(e) => return Err(io(&conf)(e)),
             }
         } else {
             postern_cluster::files::write_private(&conf, render(n).as_bytes())
-                .map_err(|e| format!("{}: {e}", conf.display()))?;
+                .map_err(io(&conf))?;
         }
         let apply = self.dir.join("network.apply");
-        postern_cluster::files::write_private(&apply, b"")
-            .map_err(|e| format!("{}: {e}", apply.display()))?;
+        postern_cluster::files::write_private(&apply, b"").map_err(io(&apply))?;
         self.get()
     }
 }
@@ -170,7 +191,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-net-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let f = NetworkFile { dir: dir.clone() };
-        assert_eq!(f.get().expect("get")["mode"], "dhcp");
+        assert_eq!(f.get().expect("get").mode, NetworkMode::Dhcp);
         let n = Network {
             interface: "enp1s0".into(),
             addresses: vec!["192.0.2.10/24".into(), "2001:db8::10/64".into()],
@@ -179,7 +200,7 @@ mod tests {
             ntp: vec![],
         };
         let v = f.set(&n).expect("set");
-        assert_eq!(v["mode"], "static");
+        assert_eq!(v.mode, NetworkMode::Static);
         let text = std::fs::read_to_string(dir.join("network.conf")).expect("conf");
         assert!(text.contains("INTERFACE=enp1s0\nADDRESS=192.0.2.10/24\nADDRESS=2001:db8::10/64\nGATEWAY=192.0.2.1\nDNS=192.0.2.53\n"), "{text}");
         assert_eq!(parse(&text).expect("parse"), n);
@@ -223,10 +244,13 @@ mod tests {
             ),
         ] {
             let e = f.set(&bad).expect_err("refused");
-            assert!(e.contains(why), "{e}");
+            assert!(
+                matches!(&e, NetworkError::Invalid(m) if m.contains(why)),
+                "{e}"
+            );
         }
         // Unchanged by the refusals; DHCP removes the file.
-        assert_eq!(f.get().expect("get")["addresses"][0], "192.0.2.10/24");
+        assert_eq!(f.get().expect("get").settings.addresses[0], "192.0.2.10/24");
         f.set(&Network::default()).expect("dhcp");
         assert!(!dir.join("network.conf").exists());
         assert!(parse("ADDRESS=1.2.3.4/8\nFOO=1\n").is_err());

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::files::{ClusterFiles, FilesError, Membership};
 use crate::join::{self, Credentials, JoinError, Joiner};
-use crate::node::{Node, NodeError};
+use crate::node::{Node, NodeError, ProposeError};
 use crate::pki;
 use crate::runner::{self, Handle, Observer};
 use crate::state::{Command, Outcome};
@@ -31,6 +31,11 @@ pub enum StartError {
     BadAddress(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A proposal of this member was not committed (no quorum, timeout, leader change).
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error("OpenSSL: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
 }
 
 /// Makes the observer of a member about to start (it may need the member's cluster key).
@@ -160,7 +165,7 @@ pub async fn request_join(
     now: SystemTime,
 ) -> Result<Admitted, StartError> {
     socket(addr)?;
-    let key = pki::new_key().map_err(|e| StartError::Cluster(e.to_string()))?;
+    let key = pki::new_key()?;
     let accepted = join::request(creds, peer, &key, addr, now).await?;
     Ok(Admitted {
         accepted,
@@ -201,22 +206,17 @@ pub async fn export_credentials(
         .status()
         .await
         .ok_or_else(|| StartError::Cluster("the member stopped".into()))?;
-    let ca =
-        m.ca.cert
-            .to_pem()
-            .map_err(|e| StartError::Cluster(e.to_string()))?;
+    let ca = m.ca.cert.to_pem()?;
     let (creds, cmd) = Credentials::export(
         &m.info.cluster_id,
         &String::from_utf8_lossy(&ca),
         status.state.members,
         now,
         ttl,
-    )
-    .map_err(|e| StartError::Cluster(e.to_string()))?;
-    match handle.propose(cmd, Duration::from_secs(10)).await {
-        Ok(Outcome::Done) => Ok(creds),
-        Ok(other) => Err(StartError::Cluster(format!("unexpected outcome {other:?}"))),
-        Err(e) => Err(StartError::Cluster(e.to_string())),
+    )?;
+    match handle.propose(cmd, Duration::from_secs(10)).await? {
+        Outcome::Done => Ok(creds),
+        other => Err(StartError::Cluster(format!("unexpected outcome {other:?}"))),
     }
 }
 

@@ -4,15 +4,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use postern_api::{Actor, Command, Error, ErrorKind, Reply, Request, Role, Via};
+
 use crate::Backend;
-use crate::auth::{Guard, Sessions};
-use crate::command::{Actor, Command, Response as CmdResponse, Role, Via};
+use crate::auth::{Guard, LiveSession, Sessions};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "postern_session";
@@ -50,38 +50,34 @@ impl App {
         &*self.0.backend
     }
 
-    /// Every route: the GUI's pages, the API, metrics.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .merge(crate::pages::routes())
-            .nest("/api/v1", crate::api::routes())
-            .route("/metrics", axum::routing::get(crate::api::metrics))
-            .layer(DefaultBodyLimit::max(MAX_BODY))
-            .layer(axum::middleware::map_response(security_headers))
-            .with_state(self.clone())
+    /// Runs a command for `actor`.
+    pub async fn exec(&self, actor: &Actor, cmd: Command) -> Result<Reply, Error> {
+        self.0.backend.execute(cmd, actor.clone()).await
     }
 
-    /// Runs a command for `actor`. Session-bound commands end the sessions they void.
-    pub async fn run(&self, actor: &Actor, cmd: Command) -> CmdResponse {
-        let void = match &cmd {
-            Command::AdminRemove { name } | Command::AdminPassword { name, .. } => {
-                Some(name.clone())
-            }
-            _ => None,
-        };
-        let r = self.0.backend.execute(cmd, actor.clone()).await;
-        if r.ok
-            && let Some(name) = void
-        {
-            self.0.sessions.remove_account(&name);
-        }
-        r
+    /// Runs a request for `actor` and returns its typed answer.
+    pub async fn call<R: Request>(&self, actor: &Actor, req: R) -> Result<R::Response, Error> {
+        let reply = self.exec(actor, req.into()).await?;
+        let name = format!("{reply:?}");
+        R::response(reply).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("the daemon answered with {name} to another command"),
+            )
+        })
+    }
+
+    /// The live session of the request's session cookie, checked against the account as
+    /// this node's copy of the replicated state has it now.
+    pub fn session(&self, headers: &HeaderMap) -> Option<LiveSession> {
+        let c = cookie(headers, SESSION_COOKIE)?;
+        self.0.sessions.get(c, |name| self.0.backend.account(name))
     }
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer, no caching of pages
 /// that show keys, a strict content security policy (scripts and styles from this origin).
-async fn security_headers(mut r: Response) -> Response {
+pub async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
@@ -140,15 +136,9 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Checks a form's CSRF field.
-    pub fn check(&self, csrf: &str) -> Result<(), Response> {
-        if crate::auth::same(&self.csrf, csrf) {
-            Ok(())
-        } else {
-            Err(crate::pages::forbidden(
-                "The form was stale or did not come from this site (CSRF check failed). Reload the page and try again.",
-            ))
-        }
+    /// Whether a form's CSRF field is this session's token.
+    pub fn csrf_ok(&self, csrf: &str) -> bool {
+        crate::auth::same(&self.csrf, csrf)
     }
 
     pub fn can_change(&self) -> bool {
@@ -163,8 +153,7 @@ impl FromRequestParts<App> for Admin {
         if !app.0.backend.setup_done() {
             return Err(Redirect::to("/setup").into_response());
         }
-        let session = cookie(&parts.headers, SESSION_COOKIE).and_then(|c| app.0.sessions.get(c));
-        match session {
+        match app.session(&parts.headers) {
             Some(s) => Ok(Admin {
                 actor: Actor {
                     name: s.name,
@@ -203,8 +192,7 @@ impl FromRequestParts<App> for ApiCaller {
                 None => Err(api_error(StatusCode::UNAUTHORIZED, "invalid API token")),
             };
         }
-        if let Some(s) = cookie(&parts.headers, SESSION_COOKIE).and_then(|c| app.0.sessions.get(c))
-        {
+        if let Some(s) = app.session(&parts.headers) {
             let safe = matches!(parts.method, Method::GET | Method::HEAD);
             let csrf = parts
                 .headers
@@ -230,6 +218,13 @@ impl FromRequestParts<App> for ApiCaller {
     }
 }
 
+/// A failed command as an API response: the status of its kind, `{"error", "kind"}`.
+pub fn error_response(e: &Error) -> Response {
+    let status =
+        StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    api_error(status, &e.message)
+}
+
 /// A JSON error body: `{"error": "...", "kind": "..."}`.
 pub fn api_error(status: StatusCode, msg: &str) -> Response {
     let kind = match status {
@@ -238,6 +233,7 @@ pub fn api_error(status: StatusCode, msg: &str) -> Response {
         StatusCode::NOT_FOUND => "not-found",
         StatusCode::CONFLICT => "conflict",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal",
         StatusCode::TOO_MANY_REQUESTS => "throttled",
         _ => "invalid",
     };

@@ -1,20 +1,21 @@
-//! Who may use the GUI and the API: argon2id password hashes, TOTP as the second factor,
-//! sessions, login throttling and account lockout, API tokens. Sessions and failure counts
-//! live in the memory of the node that served the login (the VIP keeps a browser on one
-//! node); accounts and tokens are in the replicated state.
+//! Who may use the GUI and the API, on the web server's side: sessions (checked against the
+//! replicated account on every request), login throttling and account lockout, CSRF and
+//! cookie tokens, the hash under which API tokens are looked up. Password hashes and TOTP
+//! secrets stay with the daemon, which checks logins ([`crate::Backend::verify_login`]).
+//! Sessions and failure counts live in the memory of the node that served the login (the
+//! VIP keeps a browser on one node); accounts and tokens are in the replicated state.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
-use crate::command::Role;
+use postern_api::Role;
 
-/// Shortest password accepted for an administrator.
-pub const MIN_PASSWORD: usize = 10;
+/// Shortest password accepted for an administrator (the daemon checks it; the forms say it).
+pub use postern_api::MIN_PASSWORD;
 /// Consecutive failed logins after which an account is locked …
 pub const LOCK_AFTER: u32 = 5;
 /// … for this long.
@@ -29,16 +30,12 @@ pub const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("the password must have at least {MIN_PASSWORD} characters")]
-    WeakPassword,
-    #[error("password hashing failed: {0}")]
-    Hash(String),
     #[error("the system random generator failed")]
     Random,
 }
 
 /// `n` random bytes from the operating system.
-pub fn random_bytes(n: usize) -> Result<Vec<u8>, AuthError> {
+fn random_bytes(n: usize) -> Result<Vec<u8>, AuthError> {
     let mut b = vec![0u8; n];
     SystemRandom::new()
         .fill(&mut b)
@@ -46,18 +43,15 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, AuthError> {
     Ok(b)
 }
 
-/// A random token for cookies, CSRF fields and API tokens (256 bits, hex).
+/// A random token for cookies and CSRF fields (256 bits, hex).
 pub fn random_token() -> Result<String, AuthError> {
-    Ok(hex(&random_bytes(32)?))
+    Ok(hex::encode(random_bytes(32)?))
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// SHA-256 (hex) of a token: what the state keeps instead of the token.
+/// SHA-256 (hex) of a token: how a session cookie is kept, and how an API token is looked
+/// up (the state keeps the same hash).
 pub fn sha256_hex(s: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()))
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -66,37 +60,25 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An argon2id hash (PHC string) of an administrator's password.
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    if password.chars().count() < MIN_PASSWORD {
-        return Err(AuthError::WeakPassword);
-    }
-    let salt =
-        SaltString::encode_b64(&random_bytes(16)?).map_err(|e| AuthError::Hash(e.to_string()))?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
-}
-
-/// Whether `password` matches `hash` (false for a malformed hash).
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-/// A logged-in administrator's session.
+/// A logged-in administrator's session, as this node keeps it.
 #[derive(Debug, Clone)]
-pub struct Session {
-    pub name: String,
-    pub role: Role,
+struct Session {
+    name: String,
+    /// The account's credential when the session was opened ([`crate::Account`]).
+    credential: String,
     /// The CSRF token every form and cookie-authenticated API write must carry.
-    pub csrf: String,
+    csrf: String,
     started: Instant,
     last: Instant,
+}
+
+/// A session that is still good: its account exists with the credential it was opened
+/// with, and acts with the role the account has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub name: String,
+    pub role: Role,
+    pub csrf: String,
 }
 
 /// The sessions of this node, by the SHA-256 of their cookie.
@@ -106,13 +88,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A new session; returns the cookie value.
-    pub fn create(&self, name: &str, role: Role) -> Result<String, AuthError> {
+    /// A new session for `name`, whose credential is now `credential`; returns the cookie.
+    pub fn create(&self, name: &str, credential: &str) -> Result<String, AuthError> {
         let cookie = random_token()?;
         let now = Instant::now();
         let s = Session {
             name: name.to_owned(),
-            role,
+            credential: credential.to_owned(),
             csrf: random_token()?,
             started: now,
             last: now,
@@ -123,33 +105,38 @@ impl Sessions {
         Ok(cookie)
     }
 
-    /// The live session of a cookie (and its idle timer restarted).
-    pub fn get(&self, cookie: &str) -> Option<Session> {
+    /// The live session of a cookie (its idle timer restarted), checked against the account
+    /// as `account` reports it now: a removed account or a changed password ends the session
+    /// here and now; a changed role applies to this very request.
+    pub fn get(
+        &self,
+        cookie: &str,
+        account: impl FnOnce(&str) -> Option<crate::Account>,
+    ) -> Option<LiveSession> {
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let key = sha256_hex(cookie);
-        match map.get_mut(&key) {
-            Some(s) if alive(s, now) => {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let s = map.get_mut(&key)?;
+        let current = account(&s.name).filter(|a| same(&a.credential, &s.credential));
+        match current {
+            Some(a) if alive(s, now) => {
                 s.last = now;
-                Some(s.clone())
+                Some(LiveSession {
+                    name: s.name.clone(),
+                    role: a.role,
+                    csrf: s.csrf.clone(),
+                })
             }
-            Some(_) => {
+            _ => {
                 map.remove(&key);
                 None
             }
-            None => None,
         }
     }
 
     pub fn remove(&self, cookie: &str) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&sha256_hex(cookie));
-    }
-
-    /// Ends every session of an account (removed, or its password changed).
-    pub fn remove_account(&self, name: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| s.name != name);
     }
 }
 
@@ -239,19 +226,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords() {
-        assert!(matches!(
-            hash_password("short"),
-            Err(AuthError::WeakPassword)
-        ));
-        let h = hash_password("correct horse battery").expect("hash");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password(&h, "correct horse battery"));
-        assert!(!verify_password(&h, "correct horse batterY"));
-        assert!(!verify_password("not a hash", "x"));
-    }
-
-    #[test]
     fn lockout_after_repeated_failures() {
         let g = Guard::default();
         let ip: IpAddr = [127, 0, 0, 1].into();
@@ -279,12 +253,29 @@ mod tests {
     }
 
     #[test]
-    fn sessions() {
+    fn sessions_follow_their_account() {
         let s = Sessions::default();
-        let c = s.create("root", Role::Admin).expect("session");
-        assert_eq!(s.get(&c).map(|x| x.name), Some("root".into()));
-        assert!(s.get("forged").is_none());
-        s.remove_account("root");
-        assert!(s.get(&c).is_none());
+        let account = |role, credential: &'static str| {
+            move |_: &str| {
+                Some(crate::Account {
+                    role,
+                    credential: credential.to_owned(),
+                })
+            }
+        };
+        let c = s.create("root", "cred-1").expect("session");
+        let live = s.get(&c, account(Role::Admin, "cred-1")).expect("live");
+        assert_eq!((live.name.as_str(), live.role), ("root", Role::Admin));
+        assert!(s.get("forged", account(Role::Admin, "cred-1")).is_none());
+        // Demoted: the next request acts as readonly.
+        let live = s.get(&c, account(Role::Readonly, "cred-1")).expect("live");
+        assert_eq!(live.role, Role::Readonly);
+        // A new password (another credential) ends it for good.
+        assert!(s.get(&c, account(Role::Admin, "cred-2")).is_none());
+        assert!(s.get(&c, account(Role::Admin, "cred-1")).is_none());
+        // So does a removed account.
+        let c = s.create("ops", "cred-1").expect("session");
+        assert!(s.get(&c, |_| None).is_none());
+        assert!(s.get(&c, account(Role::Admin, "cred-1")).is_none());
     }
 }

@@ -1,19 +1,17 @@
 //! Postern's HTTPS server (DESIGN.md §7): the admin web GUI, the REST API under `/api/v1`
-//! with its OpenAPI document, Prometheus metrics, and the [`command`] layer the GUI, the API
-//! and `posternctl` share. The daemon (crate `postern`) implements [`Backend`]: this crate
-//! never touches the mail path.
+//! with its OpenAPI document, and Prometheus metrics. Every page and route turns what the
+//! operator asks into one `postern_api::Command` (the command language the GUI, the API and
+//! `posternctl` share) and renders its typed reply. The daemon (crate `postern`) implements
+//! [`Backend`]: this crate never touches the mail path.
 
 // Request handlers answer errors with an axum `Response`, like axum's own extractors.
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
-pub mod command;
 pub mod tls;
-pub mod totp;
 
 mod api;
 mod app;
-mod html;
 mod openapi;
 mod pages;
 mod server;
@@ -24,34 +22,46 @@ use std::pin::Pin;
 pub use app::App;
 pub use server::serve;
 
-use command::{Actor, Command, Response, Role};
+use postern_api::{Actor, Command, Error, Reply, Role};
 
 /// A boxed future that can cross threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// An administrator as a login needs it: the hash, the TOTP secret (unsealed) and the role.
-#[derive(Clone)]
-pub struct Login {
-    pub password_hash: String,
-    pub totp_secret: Vec<u8>,
+/// A login that passed: the account's role, the credential its session keeps, and the TOTP
+/// step the code matched (the web server lets each code work once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginOk {
     pub role: Role,
+    pub credential: String,
+    pub step: u64,
 }
 
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
+/// An administrator as a session check needs it: the role now, and a fingerprint of the
+/// password hash (a new password is a new credential: it ends the sessions opened with the
+/// old one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub role: Role,
+    pub credential: String,
 }
 
 /// What the server needs from the daemon.
 pub trait Backend: Send + Sync + 'static {
     /// Executes a command for `actor`: role checks, the audit log and the command itself.
-    fn execute(&self, cmd: Command, actor: Actor) -> BoxFuture<'_, Response>;
-    /// An administrator, from this node's copy of the state (logins keep working without
-    /// quorum).
-    fn login(&self, name: &str) -> Option<Login>;
+    fn execute(&self, cmd: Command, actor: Actor) -> BoxFuture<'_, Result<Reply, Error>>;
+    /// Checks a login (password and TOTP code) against this node's copy of the state
+    /// (logins keep working without quorum). The daemon holds the password hashes and the
+    /// TOTP secrets; the web server only learns whether the login passed.
+    fn verify_login<'a>(
+        &'a self,
+        name: &'a str,
+        password: &'a str,
+        code: &'a str,
+    ) -> BoxFuture<'a, Option<LoginOk>>;
+    /// An administrator's role and credential as this node's copy of the replicated state
+    /// has them now: every request of a session is checked against it, so removing,
+    /// demoting or re-passwording an account on any node reaches every session at once.
+    fn account(&self, name: &str) -> Option<Account>;
     /// The name and role of the API token whose SHA-256 (hex) is `hash`.
     fn api_token(&self, hash: &str) -> Option<(String, Role)>;
     /// Whether the cluster has been set up (it has an administrator).

@@ -17,9 +17,9 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 
 use crate::config::{DownstreamConfig, DownstreamTls};
-use crate::policy::RouteId;
 use crate::smtp::envelope::{DownstreamCaps, MailFrom, RcptTo};
 use crate::smtp::reply::Stage;
+use crate::smtp::session::port::RouteId;
 use crate::smtp::session::{DownstreamFailure, DownstreamOp, DownstreamOutcome};
 
 /// A route's downstream with its prepared TLS parameters.

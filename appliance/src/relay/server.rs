@@ -17,9 +17,9 @@ use tracing::Instrument as _;
 use super::downstream::{Downstream, Targets};
 use super::limits::ConnectionLimits;
 use super::ratelog::RateLimitedLog;
-use crate::policy::Policy;
 use crate::relay::trace::{Record, Trace};
 use crate::smtp::reply::{self, Reply};
+use crate::smtp::session::port::Policy;
 use crate::smtp::session::{
     ConnectionInfo, DownstreamOp, DownstreamOutcome, Event, Session, SessionConfig,
 };

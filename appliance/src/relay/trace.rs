@@ -6,28 +6,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
-
 /// Transactions kept.
 pub const KEEP: usize = 1000;
 
-/// One transaction as the trace shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    /// Seconds since the epoch.
-    pub time: u64,
-    pub session: String,
-    pub peer: String,
-    pub sender: String,
-    pub recipients: Vec<String>,
-    /// Bytes received from the upstream.
-    pub size: usize,
-    /// What the policy did, in words (the policy explanation).
-    pub treatment: String,
-    /// The reply the upstream got at the end of data.
-    pub code: u16,
-    pub reply: String,
-}
+/// One transaction as the trace shows it (the command language's view of it).
+pub use postern_api::views::TraceRecord as Record;
 
 /// The ring of records and the counters.
 #[derive(Debug, Default)]
@@ -61,13 +44,15 @@ impl Trace {
         records.iter().rev().take(limit).cloned().collect()
     }
 
-    pub fn counters(&self) -> serde_json::Value {
-        serde_json::json!({
-            "sessions": self.sessions.load(Ordering::Relaxed),
-            "delivered": self.delivered.load(Ordering::Relaxed),
-            "refused": self.refused.load(Ordering::Relaxed),
-            "bytes_in": self.bytes_in.load(Ordering::Relaxed),
-        })
+    /// The counters (`node_id` is the caller's to fill in).
+    pub fn counters(&self) -> postern_api::views::Stats {
+        postern_api::views::Stats {
+            sessions: self.sessions.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            node_id: 0,
+        }
     }
 }
 
@@ -96,7 +81,7 @@ mod tests {
             t.record(rec(if i % 2 == 0 { 250 } else { 451 }));
         }
         assert_eq!(t.latest(usize::MAX).len(), KEEP);
-        assert_eq!(t.counters()["delivered"], 502);
-        assert_eq!(t.counters()["refused"], 501);
+        assert_eq!(t.counters().delivered, 502);
+        assert_eq!(t.counters().refused, 501);
     }
 }

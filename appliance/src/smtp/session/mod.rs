@@ -14,6 +14,7 @@ mod basic;
 mod data;
 mod hello;
 mod mail;
+pub mod port;
 mod rcpt;
 mod starttls;
 #[cfg(test)]
@@ -27,7 +28,7 @@ use super::command::{self, Command, Framing};
 use super::data::DataReceiver;
 use super::envelope::{MailFrom, RcptTo};
 use super::reply::{self, Reply, Stage};
-use crate::policy::{Policy, RouteId, Treatment};
+use port::{Policy, RouteId, Treatment};
 
 /// Limits and identity of the SMTP service, shared by all sessions.
 #[derive(Debug, Clone)]
@@ -79,7 +80,7 @@ pub enum DownstreamOp {
         sender: MailFrom,
         recipient: RcptTo,
     },
-    /// Apply the policy to the message of transaction `tx` ([`crate::policy::Policy::process`])
+    /// Apply the policy to the message of transaction `tx` ([`Policy::process`])
     /// and send the result (`DATA`, content, end of data).
     Deliver {
         tx: u64,

@@ -2,8 +2,8 @@
 //! whose treatment differs from the first accepted one is deferred with `452 4.5.3`, the
 //! others are asked of the downstream, whose verdict is mirrored.
 
+use super::port::Treatment;
 use super::{DownstreamOp, DownstreamOutcome, Event, Pending, Phase, Session};
-use crate::policy::Treatment;
 use crate::smtp::envelope::RcptTo;
 use crate::smtp::reply::{self, Reply, Stage};
 

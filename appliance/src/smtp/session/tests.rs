@@ -6,7 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::policy::DomainRouter;
+
+/// The session's policy port in miniature: recipients at partner.example take route 1,
+/// everyone else the default route, all passed through unchanged.
+#[derive(Debug)]
+struct PartnerRoute;
+
+impl Policy for PartnerRoute {
+    fn treatment(&self, _: &MailFrom, recipient: &RcptTo) -> Treatment {
+        let route = usize::from(recipient.domain() == "partner.example");
+        Treatment {
+            route,
+            class: postern_crypto::policy::Class::Pass,
+            explanation: format!("route {route}"),
+        }
+    }
+}
 
 struct Harness {
     session: Session,
@@ -44,7 +59,7 @@ impl Harness {
             data_timeout: Duration::from_secs(180),
         };
         tweak(&mut config);
-        let policy = DomainRouter::new(vec![(1, vec!["partner.example".into()])]);
+        let policy = PartnerRoute;
         let info = ConnectionInfo {
             id: "t".into(),
             peer: "192.0.2.1:4000".parse().expect("addr"),

@@ -82,8 +82,12 @@ pub enum KeyStoreError {
     NoAddress,
     #[error("the OpenPGP key holds no secret key material")]
     NoSecret,
+    /// The cluster could not commit the change (no quorum, timeout): try again.
     #[error("the change was not stored: {0}")]
     Replication(String),
+    /// The cluster's state refuses the change.
+    #[error("the change was refused: {0}")]
+    Refused(String),
 }
 
 /// The whole key store in its sealed form: what is replicated and what `to_bytes` writes.

@@ -1,39 +1,38 @@
-//! The node's hardware on the daemon's side: a loop reads the sensors (postern-hardware)
-//! every `hardware.interval`, keeps the latest report for the GUI, API and metrics, records
-//! a summary in the cluster state (every member sees every node's hardware), mails the admin
-//! when a part goes bad or recovers, and feeds the VIP health (a failing disk makes the node
-//! give up its virtual IPs). The watchdog is petted by a thread of its own while a heartbeat
-//! from the async side is fresh: a hung daemon lets the hardware reset the machine.
+//! The node's hardware on the daemon's side: reads the sensors (postern-hardware), keeps the
+//! latest report for the GUI, API and metrics, and says whether a failing disk should make
+//! the node give up its virtual IPs. The reading loop (which also records a summary in the
+//! cluster state and mails the admin when a part goes bad or recovers) is a task
+//! (`crate::tasks::hardware`). The watchdog is petted by a thread of its own while a
+//! heartbeat from the async side is fresh: a hung daemon lets the hardware reset the machine.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use postern_api::views;
 use postern_hardware::health::{Report, State};
 use postern_hardware::ipmi::{IpmiSource as _, Ipmitool, Recorded};
 use postern_hardware::profile::Profile;
 use postern_hardware::watchdog::Watchdog;
 use postern_hardware::{Reading, health, hwmon, ipmi, sysfs};
-use serde_json::{Value, json};
 
 use crate::config::HardwareConfig;
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::services::now_secs;
 
 /// One round of reading: the evaluation, the readings, the BMC's event log, and what each
-/// source said (`ipmi`: "ok" or why not, `watchdog`: the device or none).
-type Round = (Report, Vec<Reading>, Vec<ipmi::SelEvent>, Value);
+/// source said.
+pub type Round = (
+    Report,
+    Vec<Reading>,
+    Vec<ipmi::SelEvent>,
+    views::HardwareSources,
+);
 
 /// The latest readings and their evaluation.
 #[derive(Debug)]
 pub struct Monitor {
-    config: HardwareConfig,
+    pub config: HardwareConfig,
     latest: RwLock<Option<Round>>,
     /// Seconds since the epoch of the async side's last sign of life (the watchdog's input).
     pub heartbeat: AtomicU64,
@@ -53,7 +52,7 @@ impl Monitor {
     }
 
     /// Reads everything once (blocking: sysfs and ipmitool).
-    fn read(&self) -> Round {
+    pub fn read(&self) -> Round {
         let sys = &self.config.sys_root;
         let product = sysfs::product(sys);
         let profile = Profile::for_product(&product).unwrap_or_else(|e| {
@@ -99,22 +98,22 @@ impl Monitor {
         readings.extend(sysfs::disks(sys));
         readings.extend(sysfs::nics(sys));
         let watchdog = self.config.watchdog.as_ref().is_some_and(|p| p.exists());
-        let sources = json!({
-            "product": product,
-            "ipmi": ipmi_status,
-            "hwmon_sensors": readings.iter().filter(|r| r.source == "hwmon").count(),
-            "watchdog": self
+        let sources = views::HardwareSources {
+            hwmon_sensors: readings.iter().filter(|r| r.source == "hwmon").count(),
+            product,
+            ipmi: ipmi_status,
+            watchdog: self
                 .config
                 .watchdog
                 .as_ref()
                 .filter(|_| watchdog)
                 .map(|p| p.display().to_string()),
-            "watchdog_identity": self
+            watchdog_identity: self
                 .config
                 .watchdog
                 .as_ref()
                 .and_then(|p| postern_hardware::watchdog::identity(sys, p)),
-        });
+        };
         (
             health::evaluate(&profile, &readings, watchdog),
             readings,
@@ -146,16 +145,33 @@ impl Monitor {
         }
     }
 
-    /// The report, the readings and the event log, for the API and the GUI.
-    pub fn json(&self) -> Value {
+    /// Keeps a round as the latest.
+    pub fn keep(&self, round: Round) {
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Some(round);
+    }
+
+    /// The report, the readings and the event log, for the API and the GUI (every node's
+    /// summary is the caller's to add).
+    pub fn view(&self) -> views::Hardware {
         let latest = self.latest.read().unwrap_or_else(|e| e.into_inner());
+        let mut v = views::Hardware {
+            report: None,
+            readings: None,
+            events: None,
+            sources: None,
+            disabled: false,
+            cluster: Default::default(),
+        };
         match latest.as_ref() {
             Some((report, readings, sel, sources)) => {
-                json!({ "report": report, "readings": readings, "events": sel, "sources": sources })
+                v.report = Some(report_view(report));
+                v.readings = Some(readings.iter().map(reading_view).collect());
+                v.events = Some(sel.iter().map(event_view).collect());
+                v.sources = Some(sources.clone());
             }
-            None if !self.config.enabled => json!({ "report": null, "disabled": true }),
-            None => json!({ "report": null }),
+            None => v.disabled = !self.config.enabled,
         }
+        v
     }
 
     /// Prometheus lines: overall state, per component state, sensor values.
@@ -207,8 +223,73 @@ impl Monitor {
     }
 }
 
+fn state_view(s: State) -> views::HealthState {
+    match s {
+        State::Ok => views::HealthState::Ok,
+        State::Degraded => views::HealthState::Degraded,
+        State::Failed => views::HealthState::Failed,
+    }
+}
+
+fn kind_view(k: postern_hardware::Kind) -> views::PartKind {
+    use postern_hardware::Kind as K;
+    match k {
+        K::Temperature => views::PartKind::Temperature,
+        K::Fan => views::PartKind::Fan,
+        K::Voltage => views::PartKind::Voltage,
+        K::Power => views::PartKind::Power,
+        K::Psu => views::PartKind::Psu,
+        K::Disk => views::PartKind::Disk,
+        K::Nic => views::PartKind::Nic,
+        K::Watchdog => views::PartKind::Watchdog,
+        K::Other => views::PartKind::Other,
+    }
+}
+
+fn report_view(r: &Report) -> views::HardwareReport {
+    views::HardwareReport {
+        model: r.model.clone(),
+        overall: state_view(r.overall),
+        components: r
+            .components
+            .iter()
+            .map(|c| views::Component {
+                kind: kind_view(c.kind),
+                name: c.name.clone(),
+                state: state_view(c.state),
+                detail: c.detail.clone(),
+            })
+            .collect(),
+        disk_failing: r.disk_failing,
+    }
+}
+
+fn reading_view(r: &Reading) -> views::Reading {
+    views::Reading {
+        source: r.source.clone(),
+        kind: kind_view(r.kind),
+        name: r.name.clone(),
+        value: r.value,
+        unit: r.unit.clone(),
+        fault: r.fault.clone(),
+        low: r.low,
+        high: r.high,
+    }
+}
+
+fn event_view(e: &ipmi::SelEvent) -> views::SelEvent {
+    views::SelEvent {
+        id: e.id.clone(),
+        date: e.date.clone(),
+        time: e.time.clone(),
+        sensor: e.sensor.clone(),
+        event: e.event.clone(),
+        direction: e.direction.clone(),
+    }
+}
+
 /// What changed between two reports: components that went bad, and those that recovered.
-fn changes(before: Option<&Report>, after: &Report) -> (Vec<String>, Vec<String>) {
+pub fn changes(before: Option<&Report>, after: &Report) -> (Vec<String>, Vec<String>) {
     let bad = |r: &Report| -> BTreeSet<String> {
         r.problems()
             .map(|c| {
@@ -231,7 +312,8 @@ fn changes(before: Option<&Report>, after: &Report) -> (Vec<String>, Vec<String>
     (new, recovered)
 }
 
-fn state_word(s: State) -> &'static str {
+/// A state as the alert mail and the cluster record spell it.
+pub fn state_word(s: State) -> &'static str {
     match s {
         State::Ok => "ok",
         State::Degraded => "degraded",
@@ -239,128 +321,13 @@ fn state_word(s: State) -> &'static str {
     }
 }
 
-/// Runs the monitor until `shutdown`: reads, evaluates, logs changes, records the summary
-/// in the cluster, mails the admin.
-pub async fn run(
-    monitor: Arc<Monitor>,
-    handler: crate::control::Handler,
-    targets: Arc<crate::relay::downstream::Targets>,
-    hostname: String,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    if !monitor.config.enabled {
-        return;
-    }
-    let mut recorded: Option<postern_cluster::state::HardwareRecord> = None;
-    loop {
-        let m = Arc::clone(&monitor);
-        let Ok((report, readings, sel, sources)) =
-            tokio::task::spawn_blocking(move || m.read()).await
-        else {
-            break;
-        };
-        let before = monitor.report();
-        let (new, recovered) = changes(before.as_ref(), &report);
-        for p in &new {
-            tracing::warn!(problem = %p, "hardware problem");
-        }
-        for r in &recovered {
-            tracing::info!(component = %r, "hardware recovered");
-        }
-        *monitor.latest.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((report.clone(), readings, sel, sources));
-        if (!new.is_empty() || !recovered.is_empty())
-            && let Some(to) = &monitor.config.alert_to
-        {
-            let text = alert_text(&hostname, &report, &new, &recovered);
-            if let Err(e) = send_alert(&targets.default_address(), &hostname, to, &text).await {
-                tracing::error!(error = %e, to = %to, "hardware alert mail not sent");
-            } else {
-                tracing::info!(to = %to, "hardware alert mail sent");
-            }
-        }
-        let record = postern_cluster::state::HardwareRecord {
-            model: report.model.clone(),
-            overall: state_word(report.overall).to_owned(),
-            problems: report
-                .problems()
-                .map(|c| format!("{}: {}", c.name, c.detail))
-                .collect(),
-            disk_failing: report.disk_failing,
-            time: now_secs(),
-        };
-        // Only changes travel through Raft (the time alone does not).
-        let changed = recorded
-            .as_ref()
-            .is_none_or(|r| (&r.overall, &r.problems) != (&record.overall, &record.problems));
-        if changed && let Some(node) = handler.cluster.node_id().await {
-            let cmd = postern_cluster::state::Command::SetHardware {
-                node,
-                record: record.clone(),
-            };
-            match handler.cluster.propose_admin(cmd).await {
-                Ok(_) => recorded = Some(record),
-                Err(e) => tracing::warn!(error = %e, "hardware record not committed (retried)"),
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(monitor.config.interval) => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-}
-
-fn alert_text(host: &str, report: &Report, new: &[String], recovered: &[String]) -> String {
-    let mut t = format!(
-        "Hardware of {host} ({}) is now {}.\r\n\r\n",
-        report.model,
-        state_word(report.overall)
-    );
-    if !new.is_empty() {
-        t.push_str("New problems:\r\n");
-        for p in new {
-            t.push_str(&format!("  - {p}\r\n"));
-        }
-    }
-    if !recovered.is_empty() {
-        t.push_str("Recovered:\r\n");
-        for r in recovered {
-            t.push_str(&format!("  - {r}\r\n"));
-        }
-    }
-    t.push_str("\r\nSee the dashboard or GET /api/v1/hardware for all readings.\r\n");
-    t
-}
-
-/// Mails `text` to `to` through the downstream at `relay` (host:port).
-async fn send_alert(relay: &str, host: &str, to: &str, text: &str) -> Result<(), String> {
-    use lettre::AsyncTransport as _;
-    let from = format!("postern@{host}");
-    let envelope = lettre::address::Envelope::new(
-        Some(from.parse().map_err(|e| format!("sender {from}: {e}"))?),
-        vec![to.parse().map_err(|e| format!("recipient {to}: {e}"))?],
-    )
-    .map_err(|e| e.to_string())?;
-    let (h, port) = relay
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| format!("downstream {relay:?} is not host:port"))?;
-    let now = now_secs();
-    let subject = text.lines().next().unwrap_or("Hardware");
-    let message = format!(
-        "From: Postern {host} <{from}>\r\nTo: <{to}>\r\nSubject: [postern] {subject}\r\nDate: {}\r\nMessage-ID: <hw-{now}-{}@{host}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n{text}",
-        postern_crypto::mime::date::Utc::from(SystemTime::now()).rfc5322(),
-        std::process::id()
-    );
-    let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(h)
-        .port(port)
-        .timeout(Some(Duration::from_secs(30)))
-        .build();
-    transport
-        .send_raw(&envelope, message.as_bytes())
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// Why the watchdog is not petted.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchdogStartError {
+    #[error(transparent)]
+    Device(#[from] postern_hardware::watchdog::WatchdogError),
+    #[error("cannot start the watchdog thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Pets `path` every second while `monitor.heartbeat` is at most `stale` old; stops (and
@@ -371,8 +338,8 @@ pub fn start_watchdog(
     monitor: Arc<Monitor>,
     stale: Duration,
     stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>, String> {
-    let mut dog = Watchdog::open(path).map_err(|e| e.to_string())?;
+) -> Result<std::thread::JoinHandle<()>, WatchdogStartError> {
+    let mut dog = Watchdog::open(path)?;
     let identity = postern_hardware::watchdog::identity(&monitor.config.sys_root, path)
         .unwrap_or_else(|| "unknown".into());
     tracing::info!(device = %path.display(), %identity, "hardware watchdog armed: petted while this node is healthy");
@@ -400,5 +367,5 @@ pub fn start_watchdog(
                 tracing::warn!(error = %e, "watchdog not disarmed");
             }
         })
-        .map_err(|e| e.to_string())
+        .map_err(WatchdogStartError::Thread)
 }

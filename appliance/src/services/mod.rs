@@ -1,0 +1,31 @@
+//! The services the dispatcher calls, one per area of the management plane. Each takes
+//! typed arguments, answers with the command language's typed views
+//! ([`postern_api::views`]) and fails with an error enum of its own; the dispatcher turns
+//! those into error kinds in one place (`crate::dispatch::error`).
+//!
+//! | service | holds |
+//! |---|---|
+//! | [`keys`] | users, partners, trust anchors, the CA, rollover (the key store on the cluster) |
+//! | [`accounts`] | administrators, API tokens, first-boot setup, logins, the web certificate |
+//! | [`settings`] | the replicated settings |
+//! | [`vips`] | virtual IP configuration |
+//! | [`hardware`] | this node's sensors, their evaluation and the watchdog |
+//! | [`metrics`] | the Prometheus exposition |
+//!
+//! Membership (join, remove, status) is the member's own ([`crate::member`]); the system
+//! image ([`crate::update`]) and network settings ([`crate::network`]) are node-local files.
+
+pub mod accounts;
+pub mod hardware;
+pub mod keys;
+pub mod metrics;
+pub mod settings;
+pub mod vips;
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,61 @@
+//! The daemon's periodic work beside the mail path: the watchdog's heartbeat, key rollover
+//! on the leader, the hardware loop ([`hardware`]) and the VIP agent ([`vips`]).
+
+pub mod hardware;
+pub mod vips;
+
+use std::time::Duration;
+
+use crate::member::Member;
+use crate::services::hardware::Monitor;
+use crate::services::keys::{Keys, KeysError};
+use crate::services::now_secs;
+
+/// The async side's sign of life for the watchdog, every second while this node is
+/// healthy: its runtime runs (this task is scheduled) and its cluster member answers with a
+/// known leader (or it is a cluster of one).
+pub async fn heartbeat(member: std::sync::Arc<Member>, monitor: std::sync::Arc<Monitor>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut was_healthy = true;
+    loop {
+        tick.tick().await;
+        let healthy = member
+            .local_status()
+            .await
+            .is_some_and(|s| s.leader != 0 || s.state.members.len() <= 1);
+        if healthy {
+            monitor
+                .heartbeat
+                .store(now_secs(), std::sync::atomic::Ordering::Relaxed);
+        } else if was_healthy {
+            tracing::warn!("the cluster has no leader this node can reach: it counts as unhealthy");
+        }
+        was_healthy = healthy;
+    }
+}
+
+/// Runs the key rollover check on its interval, on the leader only (one node makes the
+/// new keys; the cluster gives them to every node).
+pub async fn rollover(keys: Keys, every: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        if last.is_some_and(|t| t.elapsed() < every) || !keys.member.is_leader().await {
+            continue;
+        }
+        // The service reads after a barrier: a new leader makes keys from the latest state.
+        match keys.rollover().await {
+            Err(KeysError::Member(e)) => {
+                tracing::warn!(error = %e, "key rollover postponed");
+                continue;
+            }
+            Ok(users) if !users.is_empty() => {
+                tracing::info!(users = ?users, "key rollover: new keys sign from now on")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "key rollover failed"),
+        }
+        last = Some(tokio::time::Instant::now());
+    }
+}
