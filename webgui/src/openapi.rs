@@ -5,6 +5,9 @@
 
 use serde_json::{Value, json};
 
+/// The most entries a list returns (the trace and the audit log keep 1,000).
+pub const MAX_LIMIT: usize = 1000;
+
 /// One operation: method, path, summary, request body schema, reply schema, whether it
 /// needs no authentication.
 struct Op {
@@ -367,6 +370,16 @@ fn ops() -> Vec<Op> {
             any(),
         ),
         op(
+            "put",
+            "/admins/{name}/role",
+            "Give an administrator another role (in force for their open sessions at once; the last admin cannot be demoted: 409)",
+            Some(obj(
+                &["role"],
+                json!({ "role": {"type": "string", "enum": ["admin", "readonly"]} }),
+            )),
+            any(),
+        ),
+        op(
             "get",
             "/tokens",
             "API tokens (names and roles only)",
@@ -431,7 +444,7 @@ fn params(path: &str) -> Vec<Value> {
             let schema = if name == "id" {
                 json!({ "type": "integer", "minimum": 0 })
             } else if name == "key" {
-                json!({ "type": "string", "pattern": crate::command::SETTING_KEY_PATTERN })
+                json!({ "type": "string", "pattern": postern_api::settings::KEY_PATTERN })
             } else {
                 json!({ "type": "string", "minLength": 1 })
             };
@@ -463,7 +476,7 @@ pub fn document() -> Value {
         }
         if matches!(o.path, "/audit" | "/trace") {
             operation["parameters"] = json!([{ "name": "limit", "in": "query", "required": false,
-                "schema": { "type": "integer", "minimum": 0, "maximum": crate::api::MAX_LIMIT } }]);
+                "schema": { "type": "integer", "minimum": 0, "maximum": MAX_LIMIT } }]);
         }
         if o.path == "/system/update" {
             operation["parameters"] = json!([{ "name": "reboot", "in": "query", "required": false,

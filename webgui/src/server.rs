@@ -27,7 +27,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let router = app.router();
+    let router = router(&app);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -77,4 +77,15 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Every route: the GUI's pages, the API, metrics.
+pub fn router(app: &App) -> axum::Router {
+    axum::Router::new()
+        .merge(crate::pages::routes())
+        .nest("/api/v1", crate::api::routes())
+        .route("/metrics", axum::routing::get(crate::api::metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::app::MAX_BODY))
+        .layer(axum::middleware::map_response(crate::app::security_headers))
+        .with_state(app.clone())
 }
