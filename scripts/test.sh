@@ -31,13 +31,13 @@ for proc in /proc/[0-9]*; do
   ours=0
   case "$cwd" in "$dir"|"$dir"/*) ours=1 ;; esac
   if [ $ours -eq 0 ]; then
-    mapfile -t -d '' environ < "$proc/environ" 2>/dev/null || continue
+    { mapfile -t -d '' environ < "$proc/environ"; } 2>/dev/null || continue
     for e in "${environ[@]}"; do [ "$e" = "$mark" ] && { ours=1; break; }; done
   fi
   [ $ours -eq 1 ] || continue
   found=1
   printf 'leftover process %s (%s) in %s: %s\n' "$pid" "$(cat "$proc/comm" 2>/dev/null)" "$cwd" \
-    "$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null | cut -c1-200)"
+    "$({ tr '\0' ' ' < "$proc/cmdline"; } 2>/dev/null | cut -c1-200)"
 done
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
   case "$ns" in pt[0-9]*) grep -qx "$ns" <<<"$before" || { echo "leftover network namespace $ns"; found=1; } ;; esac

@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod client;
 pub mod https;
+pub mod layers;
 pub mod load;
 pub mod netns;
 pub mod peers;
