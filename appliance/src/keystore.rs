@@ -13,7 +13,7 @@
 //!   snapshots and RocksDB never hold them in the clear.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{
@@ -25,6 +25,8 @@ use postern_crypto::keys::store::{
 };
 use postern_crypto::keys::{KeyStoreError, ca};
 use postern_crypto::pgp;
+
+use crate::clock::secs;
 
 const SMIME: &str = "smime";
 const OPENPGP: &str = "openpgp";
@@ -93,10 +95,6 @@ pub fn touched(state: &State, cmd: &ClusterCommand, out: &mut Vec<Change>) {
         }
         _ => {}
     }
-}
-
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 fn cert_not_after(pem: &str) -> u64 {

@@ -17,6 +17,7 @@
 //! The queue-less contract (DESIGN.md §3): Postern answers the upstream's end-of-DATA only
 //! after the downstream answered the same transaction, and never stores a message.
 
+pub mod clock;
 pub mod config;
 pub mod network;
 pub mod settings;

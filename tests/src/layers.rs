@@ -11,6 +11,7 @@ mod tests {
 
     /// appliance/src, bottom to top (see its `lib.rs`).
     const APPLIANCE: &[(&str, u8)] = &[
+        ("clock", 0),
         ("config", 0),
         ("smtp", 0),
         ("tls", 0),

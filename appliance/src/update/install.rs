@@ -274,10 +274,7 @@ impl Status {
             slot,
             version: version.into(),
             message,
-            at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            at: crate::clock::now_secs(),
         }
     }
 
