@@ -5,9 +5,11 @@
 //! - [`pgp`]: OpenPGP with sequoia;
 //! - [`keys`]: the built-in CA, sealed private keys and the key store;
 //! - [`policy`]: who gets which treatment, with a one-line explanation;
-//! - [`engine`]: runs a message through the policy outbound or inbound.
+//! - [`engine`]: runs a message through the policy outbound or inbound;
+//! - [`federation`]: domain keys published and discovered, and the pins that keep them.
 
 pub mod engine;
+pub mod federation;
 pub mod keys;
 pub mod mime;
 pub mod pgp;

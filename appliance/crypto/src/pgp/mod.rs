@@ -177,24 +177,7 @@ pub fn encrypt(
             return Err(PgpError::NoEncryptionKey(cert.fingerprint().to_hex()));
         }
     }
-    let signing = match signer {
-        Some(cert) => Some(
-            cert.keys()
-                .with_policy(&p, now)
-                .supported()
-                .alive()
-                .revoked(false)
-                .for_signing()
-                .unencrypted_secret()
-                .next()
-                .ok_or(PgpError::NoSigningKey)?
-                .key()
-                .clone()
-                .into_keypair()
-                .map_err(|e| PgpError::Encrypt(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let signing = signer.map(|cert| signing_keypair(cert, now)).transpose()?;
     let err = |e: anyhow_like::Error| PgpError::Encrypt(e.to_string());
     let mut armored = Vec::with_capacity(entity.len() * 4 / 3 + 1024);
     {
@@ -452,6 +435,119 @@ pub fn verify_inline(
             None,
         ),
     }
+}
+
+/// The key that signs for `cert` now (its secret unencrypted), as a keypair.
+fn signing_keypair(cert: &Cert, now: SystemTime) -> Result<openpgp::crypto::KeyPair, PgpError> {
+    let p = policy();
+    cert.keys()
+        .with_policy(&p, now)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_signing()
+        .unencrypted_secret()
+        .next()
+        .ok_or(PgpError::NoSigningKey)?
+        .key()
+        .clone()
+        .into_keypair()
+        .map_err(|e| PgpError::Encrypt(e.to_string()))
+}
+
+/// A binary detached signature by `signer` over `data`.
+pub fn sign_detached(data: &[u8], signer: &Cert, now: SystemTime) -> Result<Vec<u8>, PgpError> {
+    let kp = signing_keypair(signer, now)?;
+    let err = |e: anyhow_like::Error| PgpError::Encrypt(e.to_string());
+    let mut out = Vec::new();
+    {
+        let message = Message::new(&mut out);
+        let mut s = Signer::new(message, kp)
+            .map_err(err)?
+            .hash_algo(HashAlgorithm::SHA256)
+            .map_err(err)?
+            .detached()
+            .build()
+            .map_err(err)?;
+        s.write_all(data)
+            .map_err(|e| PgpError::Encrypt(e.to_string()))?;
+        s.finalize().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// `new` with its user IDs certified by `by` (whose primary key must hold its secret): how
+/// a domain's current key vouches for the next one.
+pub fn certify(by: &Cert, new: &Cert, now: SystemTime) -> Result<Cert, PgpError> {
+    use openpgp::packet::Packet;
+    use openpgp::types::SignatureType;
+    let err = |e: anyhow_like::Error| PgpError::Generate(e.to_string());
+    let mut signer = by
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .map_err(err)?
+        .into_keypair()
+        .map_err(err)?;
+    let mut packets: Vec<Packet> = Vec::new();
+    for ua in new.userids() {
+        let sig =
+            openpgp::packet::signature::SignatureBuilder::new(SignatureType::GenericCertification)
+                .set_signature_creation_time(now)
+                .map_err(err)?
+                .sign_userid_binding(&mut signer, new.primary_key().key(), ua.userid())
+                .map_err(err)?;
+        packets.push(ua.userid().clone().into());
+        packets.push(sig.into());
+    }
+    let (cert, _) = new.clone().insert_packets(packets).map_err(err)?;
+    Ok(cert)
+}
+
+/// Whether one of `new`'s user IDs carries a valid certification by `by`'s primary key.
+pub fn certified_by(new: &Cert, by: &Cert) -> bool {
+    let signer = by.primary_key().key();
+    new.userids().any(|ua| {
+        ua.certifications().any(|sig| {
+            sig.clone()
+                .verify_userid_binding(signer, new.primary_key().key(), ua.userid())
+                .is_ok()
+        })
+    })
+}
+
+/// Whether the certificate is revoked (by its own revocation signature) at `now`.
+pub fn is_revoked(cert: &Cert, now: SystemTime) -> bool {
+    let p = policy();
+    matches!(
+        cert.revocation_status(&p, now),
+        openpgp::types::RevocationStatus::Revoked(_)
+    )
+}
+
+/// A revocation of `cert` by itself (its primary key must hold its secret): the certificate
+/// with the revocation signature merged in.
+pub fn revoke(cert: &Cert, now: SystemTime) -> Result<Cert, PgpError> {
+    use openpgp::types::ReasonForRevocation;
+    let err = |e: anyhow_like::Error| PgpError::Generate(e.to_string());
+    let mut signer = cert
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .map_err(err)?
+        .into_keypair()
+        .map_err(err)?;
+    let sig = openpgp::cert::CertRevocationBuilder::new()
+        .set_signature_creation_time(now)
+        .map_err(err)?
+        .set_reason_for_revocation(ReasonForRevocation::KeyRetired, b"retired by Postern")
+        .map_err(err)?
+        .build(&mut signer, cert, None)
+        .map_err(err)?;
+    let (cert, _) = cert.clone().insert_packets(sig).map_err(err)?;
+    Ok(cert)
 }
 
 pub fn fingerprint(cert: &Cert) -> String {
