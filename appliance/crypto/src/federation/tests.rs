@@ -104,7 +104,8 @@ fn an_announcement_round_trips_and_resists_tampering() {
         Some(AnnounceError::NotTheDomainKey("corp.example".into()))
     );
     // Built from a key with its secret, only the public part travels …
-    let v = announce::build("corp.example", None, &[k.clone()], &k, now).expect("build");
+    let v =
+        announce::build("corp.example", None, std::slice::from_ref(&k), &k, now).expect("build");
     let a = announce::parse(v.as_bytes(), now).expect("public part");
     assert!(!a.keys[0].is_tsk());
     // … and secret key material put in by hand is refused.
