@@ -17,11 +17,12 @@ use std::time::{Duration, SystemTime};
 
 use postern_cluster::runner::Handle;
 use postern_cluster::state::{
-    Command as ClusterCommand, KeyRecord, Outcome, State, User as ClusterUser,
+    Command as ClusterCommand, DomainPolicyRecord, KeyRecord, Outcome,
+    PartnerDomain as ClusterPartnerDomain, State, User as ClusterUser,
 };
 use postern_crypto::keys::store::{
-    Change, HarvestedCert, HarvestedPgp, PartnerRecord, Replication, SealedIdentity, SealedPgp,
-    StoreState, Urgency, UserRecord,
+    Change, HarvestedCert, HarvestedPgp, PartnerDomainRecord, PartnerRecord, PinnedKeyRecord,
+    PinnedPolicyRecord, Replication, SealedIdentity, SealedPgp, StoreState, Urgency, UserRecord,
 };
 use postern_crypto::keys::{KeyStoreError, ca};
 use postern_crypto::pgp;
@@ -88,6 +89,12 @@ pub fn touched(state: &State, cmd: &ClusterCommand, out: &mut Vec<Change>) {
             }
         }
         C::SetTrustAnchors { .. } => out.push(Change::Anchors(state.trust_anchors.clone())),
+        C::PutPartnerDomain { domain, .. } | C::RemovePartnerDomain { domain } => {
+            out.push(Change::PartnerDomain(
+                domain.clone(),
+                state.partner_domains.get(domain).map(partner_domain_from),
+            ))
+        }
         C::Batch { commands } => {
             for c in commands {
                 touched(state, c, out);
@@ -177,6 +184,13 @@ fn to_command(change: &Change) -> ClusterCommand {
                 user: ClusterUser { keys },
             }
         }
+        Change::PartnerDomain(domain, None) => ClusterCommand::RemovePartnerDomain {
+            domain: domain.clone(),
+        },
+        Change::PartnerDomain(domain, Some(r)) => ClusterCommand::PutPartnerDomain {
+            domain: domain.clone(),
+            record: partner_domain_to(r),
+        },
         Change::Partner(address, p) => {
             let keys = p.iter().flat_map(|p| {
                 p.smime
@@ -264,6 +278,63 @@ fn partner_from(keys: &[KeyRecord]) -> PartnerRecord {
     }
 }
 
+fn partner_domain_to(r: &PartnerDomainRecord) -> ClusterPartnerDomain {
+    ClusterPartnerDomain {
+        keys: r
+            .keys
+            .iter()
+            .map(|k| KeyRecord {
+                kind: OPENPGP.into(),
+                public: k.cert.clone(),
+                sealed_private: None,
+                not_after: pgp_not_after(&k.cert),
+                meta: [
+                    ("sources".to_owned(), k.sources.join(",")),
+                    ("first_seen".to_owned(), k.first_seen.to_string()),
+                    ("last_seen".to_owned(), k.last_seen.to_string()),
+                    ("revoked".to_owned(), k.revoked.to_string()),
+                ]
+                .into(),
+            })
+            .collect(),
+        policy: r.policy.as_ref().map(|p| DomainPolicyRecord {
+            mode: p.mode.clone(),
+            max_age: p.max_age,
+            seen: p.seen,
+            source: p.source.clone(),
+            verified: p.verified,
+        }),
+    }
+}
+
+fn partner_domain_from(r: &ClusterPartnerDomain) -> PartnerDomainRecord {
+    let meta = |k: &KeyRecord, name: &str| k.meta.get(name).cloned().unwrap_or_default();
+    PartnerDomainRecord {
+        keys: r
+            .keys
+            .iter()
+            .map(|k| PinnedKeyRecord {
+                cert: k.public.clone(),
+                sources: meta(k, "sources")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                first_seen: meta(k, "first_seen").parse().unwrap_or_default(),
+                last_seen: meta(k, "last_seen").parse().unwrap_or_default(),
+                revoked: meta(k, "revoked") == "true",
+            })
+            .collect(),
+        policy: r.policy.as_ref().map(|p| PinnedPolicyRecord {
+            mode: p.mode.clone(),
+            max_age: p.max_age,
+            seen: p.seen,
+            source: p.source.clone(),
+            verified: p.verified,
+        }),
+    }
+}
+
 /// The key store part of the replicated state.
 pub fn from_cluster(state: &State) -> StoreState {
     StoreState {
@@ -278,6 +349,11 @@ pub fn from_cluster(state: &State) -> StoreState {
             .partner_keys
             .iter()
             .map(|(a, k)| (a.clone(), partner_from(k)))
+            .collect(),
+        partner_domains: state
+            .partner_domains
+            .iter()
+            .map(|(d, r)| (d.clone(), partner_domain_from(r)))
             .collect(),
     }
 }
@@ -374,6 +450,26 @@ mod tests {
 
         origin.remove_user("carol@corp.example").unwrap();
         assert!(!mirror.is_enrolled("carol@corp.example"));
+
+        // A partner domain's pin and the own domain key travel the same way.
+        origin
+            .ensure_domain_key("corp.example", now, Duration::from_secs(86_400))
+            .unwrap();
+        assert_eq!(mirror.own_domains(), ["corp.example"]);
+        let k = pgp::generate(
+            "domainkey@partner.example",
+            now,
+            Duration::from_secs(86_400),
+        )
+        .unwrap();
+        let ev = postern_crypto::federation::pin::Evidence {
+            source: postern_crypto::federation::pin::Source::InBand,
+            keys: vec![k.strip_secret_key_material()],
+            policy: None,
+        };
+        assert!(!origin.learn_domain("partner.example", &ev, now).is_empty());
+        assert_eq!(mirror.partner_domains(now), origin.partner_domains(now));
+        assert_eq!(mirror.partner_domains(now).len(), 1);
 
         let state = leader.state.lock().unwrap().clone();
         let restored = MemoryKeyStore::new(Sealer::new([0; 32]));

@@ -106,6 +106,29 @@ pub struct HardwareRecord {
     pub time: u64,
 }
 
+/// What is pinned for a partner domain (federation): its domain keys (public; `meta`:
+/// `sources`, `first_seen`, `last_seen`, `revoked`) and its policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerDomain {
+    /// Newest first.
+    pub keys: Vec<KeyRecord>,
+    #[serde(default)]
+    pub policy: Option<DomainPolicyRecord>,
+}
+
+/// A partner domain's policy as pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainPolicyRecord {
+    /// `testing` or `enforce`.
+    pub mode: String,
+    pub max_age: u64,
+    /// When it was last seen (seconds since the epoch).
+    pub seen: u64,
+    /// `dnssec`, `wkd`, `in-band` or `imported`.
+    pub source: String,
+    pub verified: bool,
+}
+
 /// How many audit entries the state keeps (oldest dropped first).
 pub const AUDIT_KEEP: usize = 1000;
 
@@ -139,6 +162,9 @@ pub struct State {
     /// Domain keys by domain (own ones carry `sealed_private`).
     #[serde(default)]
     pub domain_keys: BTreeMap<String, Vec<KeyRecord>>,
+    /// Partner domains' pinned keys and policies (federation), by domain.
+    #[serde(default)]
+    pub partner_domains: BTreeMap<String, PartnerDomain>,
     #[serde(default)]
     pub policies: BTreeMap<String, String>,
     #[serde(default)]
@@ -219,6 +245,14 @@ pub enum Command {
     PutDomainKey {
         domain: String,
         key: KeyRecord,
+    },
+    /// Replaces what is pinned for a partner domain.
+    PutPartnerDomain {
+        domain: String,
+        record: PartnerDomain,
+    },
+    RemovePartnerDomain {
+        domain: String,
     },
     PutPolicy {
         name: String,
@@ -400,6 +434,14 @@ fn apply_one(state: &mut State, cmd: &Command) -> Outcome {
             upsert(state.domain_keys.entry(domain.clone()).or_default(), key);
             Outcome::Done
         }
+        Command::PutPartnerDomain { domain, record } => {
+            state.partner_domains.insert(domain.clone(), record.clone());
+            Outcome::Done
+        }
+        Command::RemovePartnerDomain { domain } => match state.partner_domains.remove(domain) {
+            Some(_) => Outcome::Done,
+            None => missing("partner domain", domain),
+        },
         Command::PutPolicy { name, value } => {
             state.policies.insert(name.clone(), value.clone());
             Outcome::Done

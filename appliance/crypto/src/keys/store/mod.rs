@@ -20,8 +20,15 @@ use serde::{Deserialize, Serialize};
 
 use super::ca::{self, Ca};
 use super::seal::{SealError, Sealer};
+use crate::federation::pin::{Evidence, Note, PartnerDomain};
 use crate::pgp::{self, PgpCert};
 use crate::smime::{self, Capabilities, Identity};
+
+mod domains;
+pub use domains::{
+    PartnerDomainRecord, PartnerDomainSummary, PinnedKeyRecord, PinnedKeySummary,
+    PinnedPolicyRecord, is_domain_key,
+};
 
 /// How long a harvested key may wait for another change of the store to finish.
 const HARVEST_WAIT: Duration = Duration::from_millis(300);
@@ -58,6 +65,11 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     ) -> Vec<String>;
     /// Remembers a partner's OpenPGP certificate (only after a verified signature).
     fn harvest_pgp(&self, cert: &PgpCert, now: SystemTime) -> Vec<String>;
+    /// What is pinned for a partner domain.
+    fn partner_domain(&self, domain: &str) -> Option<PartnerDomain>;
+    /// Merges evidence about a partner domain into its pin (a harvest: kept only when the
+    /// cluster commits it quickly); what changed.
+    fn learn_domain(&self, domain: &str, evidence: &Evidence, now: SystemTime) -> Vec<Note>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +109,8 @@ pub struct StoreState {
     pub anchors: Vec<String>,
     pub users: BTreeMap<String, UserRecord>,
     pub partners: BTreeMap<String, PartnerRecord>,
+    #[serde(default)]
+    pub partner_domains: BTreeMap<String, PartnerDomainRecord>,
 }
 
 /// An S/MIME identity: certificate and chain (PEM), private key sealed.
@@ -152,6 +166,7 @@ pub enum Change {
     Anchors(Vec<String>),
     User(String, Option<UserRecord>),
     Partner(String, Option<PartnerRecord>),
+    PartnerDomain(String, Option<PartnerDomainRecord>),
 }
 
 /// Why a change is made: an admin waits for it to be durable; a key harvested from mail
@@ -177,6 +192,7 @@ struct Cache {
     pgp: HashMap<String, Vec<PgpCert>>,
     partner_smime: HashMap<String, Vec<(X509, Capabilities)>>,
     partner_pgp: HashMap<String, Vec<PgpCert>>,
+    partner_domains: HashMap<String, PartnerDomain>,
 }
 
 /// A user as listed by `posternctl user list`.
@@ -304,6 +320,18 @@ fn diff(old: &StoreState, new: &StoreState) -> Vec<Change> {
         .filter(|a| !new.partners.contains_key(*a))
     {
         out.push(Change::Partner(a.clone(), None));
+    }
+    for (d, p) in &new.partner_domains {
+        if old.partner_domains.get(d) != Some(p) {
+            out.push(Change::PartnerDomain(d.clone(), Some(p.clone())));
+        }
+    }
+    for d in old
+        .partner_domains
+        .keys()
+        .filter(|d| !new.partner_domains.contains_key(*d))
+    {
+        out.push(Change::PartnerDomain(d.clone(), None));
     }
     out
 }
@@ -664,11 +692,16 @@ impl MemoryKeyStore {
                 None
             };
             let key = if *pgp_due {
-                Some(pgp::generate(
-                    address,
-                    now - Duration::from_secs(60),
-                    validity,
-                )?)
+                let new = pgp::generate(address, now - Duration::from_secs(60), validity)?;
+                // A domain's next key is vouched for by its current one, so partners that
+                // pinned the current key accept it (DESIGN.md §5).
+                let current = is_domain_key(address)
+                    .then(|| self.pgp_signer(address, now))
+                    .flatten();
+                Some(match current {
+                    Some(old) => pgp::certify(&old, &new, now)?,
+                    None => new,
+                })
             } else {
                 None
             };
@@ -714,8 +747,16 @@ impl MemoryKeyStore {
         })
     }
 
+    /// Every enrolled user (domain keys are listed with the domains).
     pub fn users(&self) -> Vec<UserSummary> {
-        let names: Vec<String> = self.read().0.users.keys().cloned().collect();
+        let names: Vec<String> = self
+            .read()
+            .0
+            .users
+            .keys()
+            .filter(|a| !is_domain_key(a))
+            .cloned()
+            .collect();
         names.iter().filter_map(|a| self.user(a)).collect()
     }
 
@@ -1034,6 +1075,18 @@ fn install_one(
                 }
             }
         }
+        Change::PartnerDomain(domain, record) => {
+            cache.partner_domains.remove(domain);
+            match record {
+                None => {
+                    state.partner_domains.remove(domain);
+                }
+                Some(r) => {
+                    state.partner_domains.insert(domain.clone(), r.clone());
+                    cache.partner_domains.insert(domain.clone(), r.to_pin()?);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -1083,7 +1136,7 @@ impl KeyStore for MemoryKeyStore {
         g.1.pgp
             .get(&address.to_ascii_lowercase())?
             .iter()
-            .find(|k| pgp::can_sign(k, now))
+            .find(|k| pgp::can_sign(k, now) && !pgp::is_revoked(k, now))
             .cloned()
     }
 
@@ -1167,6 +1220,18 @@ impl KeyStore for MemoryKeyStore {
         self.remember_pgp(cert, now, Urgency::Harvest)
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "harvested OpenPGP key not kept");
+                Vec::new()
+            })
+    }
+
+    fn partner_domain(&self, domain: &str) -> Option<PartnerDomain> {
+        MemoryKeyStore::partner_domain(self, domain)
+    }
+
+    fn learn_domain(&self, domain: &str, evidence: &Evidence, now: SystemTime) -> Vec<Note> {
+        self.remember_domain(domain, evidence, now, Urgency::Harvest)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, %domain, "what was learned of a partner domain is not kept");
                 Vec::new()
             })
     }

@@ -85,3 +85,65 @@ fn harvest_never_touches_own_users() {
     assert!(s.pgp_recipient("carol@partner.example", now).is_some());
     assert_eq!(s.partners().len(), 1);
 }
+
+#[test]
+fn domain_keys_roll_over_vouched_and_revoke() {
+    use crate::federation::domain_key_address;
+    let s = store();
+    let now = SystemTime::now();
+    assert!(s.ensure_domain_key("Corp.Example", now, 10 * DAY).unwrap());
+    assert!(!s.ensure_domain_key("corp.example", now, 10 * DAY).unwrap());
+    assert_eq!(s.own_domains(), ["corp.example"]);
+    assert!(s.users().is_empty(), "domain keys are not users");
+    let address = domain_key_address("corp.example");
+    let first = s.pgp_signer(&address, now).unwrap();
+    // Rollover a week before expiry: the next key is certified by the current one.
+    let later = now + 4 * DAY;
+    assert_eq!(s.rollover(later, 10 * DAY).unwrap(), [address.clone()]);
+    let next = s.pgp_signer(&address, later).unwrap();
+    assert_ne!(pgp::fingerprint(&next), pgp::fingerprint(&first));
+    assert!(pgp::certified_by(&next, &first));
+    assert_eq!(s.domain_public_keys("corp.example", later).len(), 2);
+    // Revoked: no longer published, no longer signing.
+    s.revoke_domain_key("corp.example", &pgp::fingerprint(&next), later)
+        .unwrap();
+    let keys = s.domain_public_keys("corp.example", later);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(pgp::fingerprint(&keys[0]), pgp::fingerprint(&first));
+    assert_eq!(
+        s.pgp_signer(&address, later).map(|k| pgp::fingerprint(&k)),
+        Some(pgp::fingerprint(&first))
+    );
+}
+
+#[test]
+fn partner_domains_are_pinned_and_survive_a_restore() {
+    use crate::federation::pin::{Evidence, Note, Source};
+    use crate::federation::{DomainPolicy, Mode, domain_key_address};
+    let s = store();
+    let now = SystemTime::now();
+    let k = pgp::generate(&domain_key_address("partner.example"), now, 30 * DAY).unwrap();
+    let ev = Evidence {
+        source: Source::Wkd,
+        keys: vec![k.clone().strip_secret_key_material()],
+        policy: Some(DomainPolicy {
+            mode: Mode::Enforce,
+            max_age: 3600,
+        }),
+    };
+    let notes = s.learn_domain("Partner.Example", &ev, now);
+    assert!(matches!(&notes[0], Note::Pinned(_)), "{notes:?}");
+    let listed = s.partner_domains(now);
+    assert_eq!(listed[0].domain, "partner.example");
+    assert_eq!(listed[0].keys[0].trust, "tofu");
+    assert_eq!(listed[0].mode.as_deref(), Some("enforce"));
+    assert!(!listed[0].enforced, "a TOFU policy does not enforce");
+    let generation = s.generation();
+    // The same again: nothing written.
+    s.learn_domain("partner.example", &ev, now);
+    assert_eq!(s.generation(), generation);
+    let back = MemoryKeyStore::from_bytes(&s.to_bytes(), Sealer::new([1; 32])).unwrap();
+    assert_eq!(back.partner_domains(now), s.partner_domains(now));
+    s.forget_partner_domain("partner.example").unwrap();
+    assert!(s.partner_domain("partner.example").is_none());
+}

@@ -1,0 +1,348 @@
+//! Domains in the key store. An internal domain's own key is an enrolled identity at
+//! `domainkey@DOMAIN` (S/MIME certificate from the built-in CA, OpenPGP key), so it is
+//! sealed, replicated, rolled over and served like any user's — except that the next key
+//! is certified by the current one, so partners accept the change. A partner domain is a
+//! pin ([`pin::PartnerDomain`]), kept in its serialisable form ([`PartnerDomainRecord`]).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{KeyStoreError, MemoryKeyStore, Urgency, normalize_address};
+use crate::federation::pin::{
+    self, Evidence, Note, PartnerDomain, PinnedKey, PinnedPolicy, Source,
+};
+use crate::federation::{DOMAIN_KEY_LOCAL, DomainPolicy, Mode, domain_key_address};
+use crate::pgp::{self, PgpCert};
+
+/// A partner domain's pin in the store's sealed-state form (public keys, armored).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartnerDomainRecord {
+    /// Newest first.
+    pub keys: Vec<PinnedKeyRecord>,
+    pub policy: Option<PinnedPolicyRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedKeyRecord {
+    pub cert: String,
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedPolicyRecord {
+    pub mode: String,
+    pub max_age: u64,
+    pub seen: u64,
+    pub source: String,
+    pub verified: bool,
+}
+
+/// A partner domain as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerDomainSummary {
+    pub domain: String,
+    /// Fingerprint, trust (`tofu`/`verified`), sources, first and last seen, revoked.
+    pub keys: Vec<PinnedKeySummary>,
+    pub mode: Option<String>,
+    pub max_age: Option<u64>,
+    pub policy_seen: Option<u64>,
+    pub policy_source: Option<String>,
+    /// Whether the partner's policy forbids sending in the clear now.
+    pub enforced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedKeySummary {
+    pub fingerprint: String,
+    pub trust: String,
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub revoked: bool,
+}
+
+/// Whether `address` is a domain key's (`domainkey@…`).
+pub fn is_domain_key(address: &str) -> bool {
+    address
+        .split_once('@')
+        .is_some_and(|(l, _)| l.eq_ignore_ascii_case(DOMAIN_KEY_LOCAL))
+}
+
+impl PartnerDomainRecord {
+    pub fn from_pin(p: &PartnerDomain) -> PartnerDomainRecord {
+        PartnerDomainRecord {
+            keys: p
+                .keys
+                .iter()
+                .map(|k| PinnedKeyRecord {
+                    cert: String::from_utf8_lossy(&pgp::armored_public(&k.cert)).into_owned(),
+                    sources: k.sources.iter().map(|s| s.as_str().to_owned()).collect(),
+                    first_seen: k.first_seen,
+                    last_seen: k.last_seen,
+                    revoked: k.revoked,
+                })
+                .collect(),
+            policy: p.policy.map(|pp| PinnedPolicyRecord {
+                mode: pp.policy.mode.as_str().to_owned(),
+                max_age: pp.policy.max_age,
+                seen: pp.seen,
+                source: pp.source.as_str().to_owned(),
+                verified: pp.verified,
+            }),
+        }
+    }
+
+    /// The pin; a key or policy that does not read back is an error (the record came
+    /// through the cluster and was written by this code).
+    pub fn to_pin(&self) -> Result<PartnerDomain, KeyStoreError> {
+        let corrupt = |what: &str| KeyStoreError::Corrupt(format!("partner domain record: {what}"));
+        let mut keys = Vec::new();
+        for k in &self.keys {
+            let sources: BTreeSet<Source> = k
+                .sources
+                .iter()
+                .map(|s| Source::parse(s).ok_or_else(|| corrupt("source")))
+                .collect::<Result<_, _>>()?;
+            keys.push(PinnedKey {
+                cert: pgp::parse_cert(k.cert.as_bytes())?,
+                sources,
+                first_seen: k.first_seen,
+                last_seen: k.last_seen,
+                revoked: k.revoked,
+            });
+        }
+        let policy = match &self.policy {
+            Some(p) => Some(PinnedPolicy {
+                policy: DomainPolicy {
+                    mode: Mode::parse(&p.mode).ok_or_else(|| corrupt("mode"))?,
+                    max_age: p.max_age,
+                },
+                seen: p.seen,
+                source: Source::parse(&p.source).ok_or_else(|| corrupt("source"))?,
+                verified: p.verified,
+            }),
+            None => None,
+        };
+        Ok(PartnerDomain { keys, policy })
+    }
+}
+
+fn summary(domain: &str, p: &PartnerDomain, now: SystemTime) -> PartnerDomainSummary {
+    PartnerDomainSummary {
+        domain: domain.to_owned(),
+        keys: p
+            .keys
+            .iter()
+            .map(|k| PinnedKeySummary {
+                fingerprint: k.fingerprint(),
+                trust: k.trust().as_str().to_owned(),
+                sources: k.sources.iter().map(|s| s.as_str().to_owned()).collect(),
+                first_seen: k.first_seen,
+                last_seen: k.last_seen,
+                revoked: k.revoked || pgp::is_revoked(&k.cert, now),
+            })
+            .collect(),
+        mode: p.policy.map(|x| x.policy.mode.as_str().to_owned()),
+        max_age: p.policy.map(|x| x.policy.max_age),
+        policy_seen: p.policy.map(|x| x.seen),
+        policy_source: p.policy.map(|x| x.source.as_str().to_owned()),
+        enforced: pin::enforced(p, now),
+    }
+}
+
+impl MemoryKeyStore {
+    /// Makes sure `domain` has a domain key (S/MIME and OpenPGP, valid for `validity`):
+    /// enrols `domainkey@DOMAIN` unless it is. Returns whether keys were made.
+    pub fn ensure_domain_key(
+        &self,
+        domain: &str,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<bool, KeyStoreError> {
+        let address = normalize_address(&domain_key_address(domain))?;
+        if self.is_enrolled_address(&address) {
+            return Ok(false);
+        }
+        self.enrol(&address, now, validity)?;
+        Ok(true)
+    }
+
+    fn is_enrolled_address(&self, address: &str) -> bool {
+        self.read().0.users.contains_key(address)
+    }
+
+    /// The internal domains that have a domain key.
+    pub fn own_domains(&self) -> Vec<String> {
+        self.read()
+            .0
+            .users
+            .keys()
+            .filter(|a| is_domain_key(a))
+            .filter_map(|a| a.split_once('@').map(|(_, d)| d.to_owned()))
+            .collect()
+    }
+
+    /// `domain`'s public domain keys that are valid at `now` (newest first): what the
+    /// announcement, WKD and DNS publish.
+    pub fn domain_public_keys(&self, domain: &str, now: SystemTime) -> Vec<PgpCert> {
+        let address = domain_key_address(domain);
+        let g = self.read();
+        g.1.pgp
+            .get(&address)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| pgp::can_encrypt(k, now) && !pgp::is_revoked(k, now))
+                    .map(|k| k.clone().strip_secret_key_material())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Revokes `domain`'s key `fingerprint` (a revocation signature merged into it, kept
+    /// for decryption and published so partners stop using it).
+    pub fn revoke_domain_key(
+        &self,
+        domain: &str,
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> Result<(), KeyStoreError> {
+        let address = domain_key_address(domain);
+        let key = {
+            let g = self.read();
+            g.1.pgp
+                .get(&address)
+                .and_then(|keys| {
+                    keys.iter()
+                        .find(|k| pgp::fingerprint(k).eq_ignore_ascii_case(fingerprint))
+                })
+                .cloned()
+                .ok_or_else(|| KeyStoreError::NotEnrolled(format!("{address} key {fingerprint}")))?
+        };
+        let revoked = pgp::revoke(&key, now)?;
+        self.update(|s, _, sealer| {
+            let user = s
+                .users
+                .get_mut(&address)
+                .ok_or_else(|| KeyStoreError::NotEnrolled(address.clone()))?;
+            for k in user.pgp.iter_mut() {
+                let public = pgp::parse_cert(k.public.as_bytes())?;
+                if pgp::fingerprint(&public).eq_ignore_ascii_case(fingerprint) {
+                    *k = super::seal_pgp(&revoked, sealer)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A partner domain's pin.
+    pub fn partner_domain(&self, domain: &str) -> Option<PartnerDomain> {
+        self.read()
+            .1
+            .partner_domains
+            .get(&domain.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// Every partner domain as listed.
+    pub fn partner_domains(&self, now: SystemTime) -> Vec<PartnerDomainSummary> {
+        let g = self.read();
+        let mut out: Vec<PartnerDomainSummary> =
+            g.1.partner_domains
+                .iter()
+                .map(|(d, p)| summary(d, p, now))
+                .collect();
+        out.sort_by(|a, b| a.domain.cmp(&b.domain));
+        out
+    }
+
+    /// Merges what a lookup or a message said about `domain` into its pin and commits the
+    /// result (unchanged pins are not written). Returns what changed.
+    pub fn remember_domain(
+        &self,
+        domain: &str,
+        evidence: &Evidence,
+        now: SystemTime,
+        urgency: Urgency,
+    ) -> Result<Vec<Note>, KeyStoreError> {
+        let domain = domain.to_ascii_lowercase();
+        self.update_as(urgency, |s, cache, _| {
+            let (next, notes) = pin::merge(cache.partner_domains.get(&domain), evidence, now);
+            let record = PartnerDomainRecord::from_pin(&next);
+            // Only what a pin says counts: a refresh that changed nothing but the time is
+            // not worth a cluster write (the time moves on at the next real change).
+            let changed = s
+                .partner_domains
+                .get(&domain)
+                .is_none_or(|old| !same_but_times(old, &record));
+            if changed {
+                s.partner_domains.insert(domain.clone(), record);
+            }
+            Ok(notes)
+        })
+    }
+
+    /// Imports an OpenPGP domain key for a partner domain by hand (another vendor's gateway,
+    /// or a key read out over the phone): pinned as verified.
+    pub fn import_partner_domain(
+        &self,
+        domain: &str,
+        data: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<Note>, KeyStoreError> {
+        let keys = pgp::parse_keyring(data)?
+            .into_iter()
+            .map(|c| c.strip_secret_key_material())
+            .collect::<Vec<_>>();
+        if keys.is_empty() {
+            return Err(KeyStoreError::Corrupt("no OpenPGP key in the data".into()));
+        }
+        let evidence = Evidence {
+            source: Source::Imported,
+            keys,
+            policy: None,
+        };
+        self.remember_domain(domain, &evidence, now, Urgency::Admin)
+    }
+
+    /// Forgets everything pinned for a partner domain.
+    pub fn forget_partner_domain(&self, domain: &str) -> Result<(), KeyStoreError> {
+        let domain = domain.to_ascii_lowercase();
+        self.update(|s, _, _| {
+            s.partner_domains
+                .remove(&domain)
+                .map(|_| ())
+                .ok_or(KeyStoreError::NotEnrolled(domain.clone()))
+        })
+    }
+}
+
+/// Whether two records differ only in when keys and policies were last seen, by less than
+/// an hour (so a busy partner's every message does not become a cluster write).
+fn same_but_times(a: &PartnerDomainRecord, b: &PartnerDomainRecord) -> bool {
+    const SLACK: u64 = 3600;
+    let close = |x: u64, y: u64| x.abs_diff(y) < SLACK;
+    a.keys.len() == b.keys.len()
+        && a.keys.iter().zip(&b.keys).all(|(x, y)| {
+            x.cert == y.cert
+                && x.sources == y.sources
+                && x.revoked == y.revoked
+                && x.first_seen == y.first_seen
+                && close(x.last_seen, y.last_seen)
+        })
+        && match (&a.policy, &b.policy) {
+            (None, None) => true,
+            (Some(x), Some(y)) => {
+                x.mode == y.mode
+                    && x.max_age == y.max_age
+                    && x.source == y.source
+                    && x.verified == y.verified
+                    && close(x.seen, y.seen)
+            }
+            _ => false,
+        }
+}
