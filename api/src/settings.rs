@@ -8,7 +8,7 @@
 pub const KEY_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 
 /// The sections whose keys are Postern's own: an unknown key there is a mistake.
-const SECTIONS: [&str; 2] = ["crypto.", "relay."];
+const SECTIONS: [&str; 3] = ["crypto.", "relay.", "federation."];
 
 /// A setting Postern reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,17 +23,26 @@ pub enum Setting {
     SubjectMarkers,
     /// `relay.downstream`
     Downstream,
+    /// `federation.mode`
+    FederationMode,
+    /// `federation.max_age`
+    FederationMaxAge,
 }
 
 impl Setting {
     /// Every setting, in the order the GUI lists them.
-    pub const ALL: [Setting; 5] = [
+    pub const ALL: [Setting; 7] = [
         Setting::InternalDomains,
         Setting::AlwaysEncrypt,
         Setting::PolicyHeader,
         Setting::SubjectMarkers,
         Setting::Downstream,
+        Setting::FederationMode,
+        Setting::FederationMaxAge,
     ];
+
+    /// The settings that change what this gateway's domains publish to partners.
+    pub const FEDERATION: [Setting; 2] = [Setting::FederationMode, Setting::FederationMaxAge];
 
     /// The settings that change the crypto policy.
     pub const POLICY: [Setting; 4] = [
@@ -50,6 +59,8 @@ impl Setting {
             Setting::PolicyHeader => "crypto.policy_header",
             Setting::SubjectMarkers => "crypto.subject_markers",
             Setting::Downstream => "relay.downstream",
+            Setting::FederationMode => "federation.mode",
+            Setting::FederationMaxAge => "federation.max_age",
         }
     }
 
@@ -69,6 +80,12 @@ impl Setting {
                 "true: subject tags like [secure] or [sign] choose the treatment of a message."
             }
             Setting::Downstream => "The downstream MTA (host:port) mail goes to after the gateway.",
+            Setting::FederationMode => {
+                "What our domains ask of partner gateways: testing (encrypt when you can), enforce (never in the clear: retry instead), or off (announce nothing)."
+            }
+            Setting::FederationMaxAge => {
+                "How long (seconds) partners keep our published policy after last seeing it."
+            }
         }
     }
 
@@ -84,6 +101,13 @@ impl Setting {
                 parse_flag(self.key(), value).map(|_| ())
             }
             Setting::Downstream => check_host_port(value),
+            Setting::FederationMode => match value.trim() {
+                "off" | "testing" | "enforce" => Ok(()),
+                other => Err(format!(
+                    "federation.mode: {other:?} is not off, testing or enforce"
+                )),
+            },
+            Setting::FederationMaxAge => parse_max_age(value).map(|_| ()),
         }
     }
 }
@@ -172,6 +196,19 @@ pub fn parse_domains(value: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// The longest `max_age` a domain may publish (a year, as MTA-STS).
+pub const MAX_MAX_AGE: u64 = 31_557_600;
+
+/// A published `max_age` in seconds: 60 up to a year.
+pub fn parse_max_age(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (60..=MAX_MAX_AGE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "federation.max_age: {value:?} is not a number of seconds from 60 to {MAX_MAX_AGE}"
+        )),
+    }
+}
+
 fn check_host_port(value: &str) -> Result<(), String> {
     match value.rsplit_once(':') {
         Some((host, port))
@@ -224,5 +261,10 @@ mod tests {
             ["corp.example", ".sub.example"]
         );
         assert_eq!(parse_flag("k", " yes "), Ok(true));
+        assert!(check("federation.mode", "enforce").is_ok());
+        assert!(check("federation.mode", "always").is_err());
+        assert!(check("federation.max_age", "604800").is_ok());
+        assert!(check("federation.max_age", "5").is_err());
+        assert!(check("federation.colour", "x").is_err());
     }
 }

@@ -118,6 +118,7 @@ impl Daemon {
                 always_encrypt: crypto.always_encrypt,
                 policy_header: crypto.policy_header,
                 subject_markers: crypto.subject_markers,
+                ..PolicyConfig::default()
             },
             Arc::clone(&keys) as Arc<dyn postern_crypto::keys::KeyStore>,
         );
@@ -150,6 +151,7 @@ impl Daemon {
                 config.server.max_connections_per_ip,
             ),
             tls_handshake_timeout: smtp.tls_handshake_timeout,
+            discovery: None,
         };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)

@@ -14,7 +14,7 @@
 use std::time::SystemTime;
 
 use postern_crypto::engine::{Engine, ProcessError};
-use postern_crypto::policy::Class;
+use postern_crypto::policy::{Class, Method};
 
 use crate::smtp::envelope::{MailFrom, RcptTo};
 use crate::smtp::reply::{self, Reply};
@@ -63,6 +63,7 @@ impl Policy for DomainRouter {
                     route: *route,
                     class: Class::Pass,
                     explanation: format!("route {route}: recipient domain matches {p}"),
+                    refusal: None,
                 };
             }
         }
@@ -70,6 +71,7 @@ impl Policy for DomainRouter {
             route: 0,
             class: Class::Pass,
             explanation: "default downstream".to_owned(),
+            refusal: None,
         }
     }
 }
@@ -87,11 +89,34 @@ impl Policy for Gateway {
         let d = self
             .engine
             .decide(&sender.address, &recipient.address, SystemTime::now());
+        let refusal = (d.class == Class::Outbound(Method::DomainUnavailable))
+            .then_some(reply::DOMAIN_KEY_UNAVAILABLE);
         Treatment {
             route: route.route,
             class: d.class,
             explanation: format!("{}; {}", d.explanation, route.explanation),
+            refusal,
         }
+    }
+
+    /// A recipient that could be domain-encrypted: an internal sender, an external
+    /// recipient without a personal key.
+    fn lookup(&self, sender: &MailFrom, recipient: &RcptTo) -> Option<String> {
+        let config = self.engine.config();
+        if config.internal_domains.is_empty()
+            || !config.is_internal(&sender.address)
+            || config.is_internal(&recipient.address)
+        {
+            return None;
+        }
+        let keys = &self.engine.keys;
+        let now = SystemTime::now();
+        if keys.smime_recipient(&recipient.address, now).is_some()
+            || keys.pgp_recipient(&recipient.address, now).is_some()
+        {
+            return None;
+        }
+        postern_crypto::federation::domain_of(&recipient.address)
     }
 
     fn process(

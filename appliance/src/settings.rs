@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use postern_api::Setting;
-use postern_api::settings::{parse_domains, parse_flag};
-use postern_crypto::policy::PolicyConfig;
+use postern_api::settings::{parse_domains, parse_flag, parse_max_age};
+use postern_crypto::federation::{DomainPolicy, Mode};
+use postern_crypto::policy::{DEFAULT_MAX_AGE, PolicyConfig};
 
 /// The policy: the file's, with the cluster's settings laid over it. A setting that no
 /// longer parses (it was checked when set) is ignored.
@@ -26,6 +27,23 @@ pub fn effective(base: &PolicyConfig, settings: &BTreeMap<String, String>) -> Po
     }
     if let Some(b) = flag(Setting::SubjectMarkers) {
         p.subject_markers = b;
+    }
+    let max_age = value(Setting::FederationMaxAge)
+        .and_then(|v| parse_max_age(v).ok())
+        .or(p.domain_policy.map(|d| d.max_age))
+        .unwrap_or(DEFAULT_MAX_AGE);
+    match value(Setting::FederationMode).map(|v| v.trim()) {
+        Some("off") => p.domain_policy = None,
+        Some(m) => {
+            if let Some(mode) = Mode::parse(m) {
+                p.domain_policy = Some(DomainPolicy { mode, max_age });
+            }
+        }
+        None => {
+            if let Some(d) = &mut p.domain_policy {
+                d.max_age = max_age;
+            }
+        }
     }
     p
 }
@@ -54,5 +72,16 @@ mod tests {
         assert!(!p.policy_header);
         assert_eq!(p.always_encrypt, base.always_encrypt, "unparsable: ignored");
         assert!(p.subject_markers, "unset keys keep the file's value");
+        s.insert("federation.mode".into(), "enforce".into());
+        s.insert("federation.max_age".into(), "86400".into());
+        assert_eq!(
+            effective(&base, &s).domain_policy,
+            Some(DomainPolicy {
+                mode: Mode::Enforce,
+                max_age: 86_400
+            })
+        );
+        s.insert("federation.mode".into(), "off".into());
+        assert_eq!(effective(&base, &s).domain_policy, None);
     }
 }

@@ -257,7 +257,7 @@ impl Observer for StateMirror {
                 tracing::error!(error = %e, "a replicated key does not open with this node's cluster key");
             }
         }
-        if changes_setting(cmd, &Setting::POLICY) {
+        if changes_setting(cmd, &Setting::POLICY) || changes_setting(cmd, &Setting::FEDERATION) {
             self.set_policy(state);
         }
         if changes_setting(cmd, &[Setting::Downstream]) {

@@ -9,16 +9,24 @@
 
 use std::time::SystemTime;
 
+use crate::federation::pin::{self, Choice};
+use crate::federation::{DomainPolicy, Mode, domain_of};
 use crate::keys::KeyStore;
 use crate::smime;
+
+/// The `max_age` a gateway publishes unless configured otherwise: a week.
+pub const DEFAULT_MAX_AGE: u64 = 7 * 86_400;
 
 /// How outbound mail to one recipient is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Smime,
     OpenPgp,
-    /// Encrypted to the recipient domain's key (federation; not configured anywhere yet).
+    /// Encrypted to the recipient domain's key (federation).
     DomainKey,
+    /// The recipient's domain enforces encryption and none of its domain keys can be used:
+    /// refused for now (451), never sent in the clear.
+    DomainUnavailable,
     /// Encryption is required but no key is known: the recipient portal.
     Portal,
     SignedOnly,
@@ -31,6 +39,7 @@ impl Method {
             Method::Smime => "S/MIME",
             Method::OpenPgp => "OpenPGP",
             Method::DomainKey => "domain key",
+            Method::DomainUnavailable => "domain key unavailable",
             Method::Portal => "portal",
             Method::SignedOnly => "signed only",
             Method::Plain => "plain",
@@ -67,6 +76,9 @@ pub struct PolicyConfig {
     pub policy_header: bool,
     /// Prefix inbound subjects with `[signed]`, `[signed INVALID]`, `[encrypted]`.
     pub subject_markers: bool,
+    /// The policy this gateway's domains publish to partners (federation); None: their
+    /// domain keys are not announced on outbound mail.
+    pub domain_policy: Option<DomainPolicy>,
 }
 
 impl Default for PolicyConfig {
@@ -76,6 +88,10 @@ impl Default for PolicyConfig {
             always_encrypt: false,
             policy_header: true,
             subject_markers: true,
+            domain_policy: Some(DomainPolicy {
+                mode: Mode::Testing,
+                max_age: DEFAULT_MAX_AGE,
+            }),
         }
     }
 }
@@ -186,6 +202,31 @@ pub fn decide(
                 cert.fingerprint().to_hex()
             ),
         );
+    }
+    if let Some(domain) = domain_of(recipient)
+        && let Some(pinned) = keys.partner_domain(&domain)
+    {
+        match pin::choose(&pinned, now) {
+            Choice::Use { key, trust } => {
+                let sources: Vec<&str> = key.sources.iter().map(|s| s.as_str()).collect();
+                return d(
+                    Class::Outbound(Method::DomainKey),
+                    format!(
+                        "domain key: {domain} has domain key {} ({}, from {})",
+                        key.fingerprint(),
+                        trust.as_str(),
+                        sources.join(", ")
+                    ),
+                );
+            }
+            Choice::Unusable { reason } => {
+                return d(
+                    Class::Outbound(Method::DomainUnavailable),
+                    format!("{domain}: {reason}; refused for now"),
+                );
+            }
+            Choice::Nothing => {}
+        }
     }
     if cfg.always_encrypt {
         return d(

@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 use super::downstream::{Downstream, Targets};
 use super::limits::ConnectionLimits;
 use super::ratelog::RateLimitedLog;
+use crate::relay::discovery::Discovery;
 use crate::relay::trace::{Record, Trace};
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::port::Policy;
@@ -34,6 +35,8 @@ pub struct Relay {
     pub tls_handshake_timeout: Duration,
     /// The message trace and counters of this node.
     pub trace: Arc<Trace>,
+    /// Partner-domain lookups at RCPT (federation); None: none are made.
+    pub discovery: Option<Arc<dyn Discovery>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -135,6 +138,7 @@ async fn run(
     let mut downstream = Downstream::new(relay.targets.current(), &relay.session.hostname);
     let mut driver = Driver {
         policy: Arc::clone(&relay.policy),
+        discovery: relay.discovery.clone(),
         trace: Arc::clone(&relay.trace),
         id,
         peer,
@@ -180,6 +184,7 @@ enum End<S> {
 
 struct Driver<'a> {
     policy: Arc<dyn Policy>,
+    discovery: Option<Arc<dyn Discovery>>,
     trace: Arc<Trace>,
     id: String,
     peer: SocketAddr,
@@ -243,6 +248,12 @@ impl Driver<'_> {
                     }
                     log_reply(&r);
                     out.extend_from_slice(&r.encode());
+                }
+                Event::Lookup(domain) => {
+                    if let Some(d) = &self.discovery {
+                        d.discover(&domain).await;
+                    }
+                    self.session.lookup_done();
                 }
                 Event::NeedInput => {
                     if !out.is_empty() {

@@ -195,6 +195,11 @@ pub const KEY_UNAVAILABLE: Reply = Reply::fixed(
     "4.7.0",
     "A recipient's key became unusable during the transaction; try again",
 );
+pub const DOMAIN_KEY_UNAVAILABLE: Reply = Reply::fixed(
+    451,
+    "4.7.5",
+    "The recipient's domain requires encryption and none of its domain keys can be used now; try again later",
+);
 pub const CRYPTO_FAILED: Reply = Reply::fixed(
     451,
     "4.7.0",
@@ -252,6 +257,7 @@ pub const CATALOGUE: &[(&str, Reply)] = &[
     ("DOWNSTREAM_NO_SMTPUTF8", DOWNSTREAM_NO_SMTPUTF8),
     ("ENCRYPTION_IMPOSSIBLE", ENCRYPTION_IMPOSSIBLE),
     ("KEY_UNAVAILABLE", KEY_UNAVAILABLE),
+    ("DOMAIN_KEY_UNAVAILABLE", DOMAIN_KEY_UNAVAILABLE),
     ("CRYPTO_FAILED", CRYPTO_FAILED),
 ];
 

@@ -10,6 +10,9 @@ use std::time::SystemTime;
 
 use super::subject::{self, ENCRYPTED, SIGNED, SIGNED_INVALID};
 use super::{Engine, header_safe};
+use crate::federation::announce;
+use crate::federation::pin::{Evidence, Note, Source};
+use crate::federation::{domain_key_address, domain_of};
 use crate::mime::{self, ContentType, Header};
 use crate::pgp::{self, PgpCert, SigVerdict};
 use crate::smime::{self, CmsType, Verdict};
@@ -62,6 +65,7 @@ pub(super) fn run(
         .and_then(|f| extract_address(&f))
         .unwrap_or_default();
     let autocrypt = autocrypt_key(outer, &from, now);
+    learn_announcement(engine, outer, &from, now, &mut notes);
     // Every known OpenPGP certificate, gathered only when an OpenPGP structure needs them.
     let known_cell = std::cell::OnceCell::new();
     let known = || -> &[PgpCert] {
@@ -98,28 +102,20 @@ pub(super) fn run(
         Shape::Smime(der) if smime::content_type(&der) == CmsType::Other => {
             decrypted = Some(Err("unreadable S/MIME data".into()));
         }
-        Shape::PgpMime(armored) | Shape::PgpInline { armored, .. } if user.is_none() => {
-            let _ = armored;
-            decrypted = Some(Err("recipient not enrolled".into()));
-        }
         Shape::PgpMime(armored) => {
-            let u = user.unwrap_or_default();
-            decrypted = Some(
-                match pgp::decrypt(&armored, &keys.pgp_secrets(u), known(), now) {
-                    Ok(d) => {
-                        entity = d.content;
-                        signature = pgp_signature(&d.signatures);
-                        good_pgp = d.good_signers;
-                        Ok("OpenPGP")
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-            );
+            decrypted = Some(match pgp_decrypt(engine, user, &armored, known(), now) {
+                Ok((d, how)) => {
+                    entity = d.content;
+                    signature = pgp_signature(&d.signatures);
+                    good_pgp = d.good_signers;
+                    Ok(how)
+                }
+                Err(e) => Err(e),
+            });
         }
         Shape::PgpInline { header, armored } => {
-            let u = user.unwrap_or_default();
             decrypted = Some(
-                match pgp::decrypt(&armored, &keys.pgp_secrets(u), known(), now) {
+                match pgp_decrypt(engine, user, &armored, known(), now).map(|(d, _)| d) {
                     Ok(d) => {
                         let mut h = header.without("content-transfer-encoding");
                         h.push("Content-Transfer-Encoding", "8bit");
@@ -130,7 +126,7 @@ pub(super) fn run(
                         good_pgp = d.good_signers;
                         Ok("OpenPGP inline")
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e),
                 },
             );
         }
@@ -196,6 +192,94 @@ pub(super) fn run(
         verdicts.join("; ")
     );
     (entity, explanation)
+}
+
+/// Decrypts OpenPGP data with the recipient's own keys, then with the domain keys of this
+/// gateway's domains (mail encrypted domain to domain); says which opened it.
+fn pgp_decrypt(
+    engine: &Engine,
+    user: Option<&str>,
+    armored: &[u8],
+    known: &[PgpCert],
+    now: SystemTime,
+) -> Result<(pgp::Decrypted, &'static str), String> {
+    let keys = engine.keys.as_ref();
+    let mut last = "recipient not enrolled and not encrypted to a domain key".to_owned();
+    if let Some(u) = user {
+        match pgp::decrypt(armored, &keys.pgp_secrets(u), known, now) {
+            Ok(d) => return Ok((d, "OpenPGP")),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let domain_secrets: Vec<PgpCert> = keys
+        .own_domains()
+        .iter()
+        .flat_map(|d| keys.pgp_secrets(&domain_key_address(d)))
+        .collect();
+    if domain_secrets.is_empty() {
+        return Err(last);
+    }
+    match pgp::decrypt(armored, &domain_secrets, known, now) {
+        Ok(d) => Ok((d, "OpenPGP, domain key")),
+        Err(_) if user.is_some() => Err(last),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A partner's domain key announcement (`Mailenc-Domain-Key`) on mail from its domain:
+/// checked and learned (trust on first use; it never overrides DNSSEC or WKD).
+fn learn_announcement(
+    engine: &Engine,
+    outer: &Header,
+    from: &str,
+    now: SystemTime,
+    notes: &mut Vec<String>,
+) {
+    let Some(raw) = outer.get(announce::HEADER) else {
+        return;
+    };
+    let Some(from_domain) = domain_of(from) else {
+        return;
+    };
+    match announce::parse(raw.as_bytes(), now) {
+        Ok(a) if a.domain == from_domain => {
+            let evidence = Evidence {
+                source: Source::InBand,
+                keys: a.keys,
+                policy: a.policy,
+            };
+            for n in engine.keys.learn_domain(&a.domain, &evidence, now) {
+                match n {
+                    Note::Pinned(f) => {
+                        notes.push(format!("domain key {f} of {} pinned (in-band)", a.domain))
+                    }
+                    Note::Replaced { old, new } => notes.push(format!(
+                        "domain key of {} rolled over from {old} to {new}",
+                        a.domain
+                    )),
+                    Note::Refused { offered, reason } => {
+                        tracing::warn!(domain = %a.domain, %offered, %reason, "announced domain key refused");
+                        notes.push(format!(
+                            "announced domain key {offered} of {} refused: {reason}",
+                            a.domain
+                        ));
+                    }
+                    Note::Revoked(f) => {
+                        notes.push(format!("domain key {f} of {} revoked", a.domain))
+                    }
+                    Note::Confirmed(_) | Note::PolicyPinned(_) | Note::PolicyIgnored(_) => {}
+                }
+            }
+        }
+        Ok(a) => notes.push(format!(
+            "domain key announcement for {} on mail from {from_domain} ignored",
+            a.domain
+        )),
+        Err(e) => {
+            tracing::info!(error = %e, domain = %from_domain, "domain key announcement refused");
+            notes.push(format!("domain key announcement refused: {e}"));
+        }
+    }
 }
 
 fn verify<'a>(

@@ -5,11 +5,14 @@ mod inbound;
 mod outbound;
 pub mod subject;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::federation::{self, domain_of};
 use crate::keys::KeyStore;
 use crate::mime::{Envelope, Header};
+use crate::pgp;
 use crate::policy::{self, Class, Decision, PolicyConfig, SharedPolicy};
 
 /// Header fields Postern owns: removed from every incoming message (a sender must not be able
@@ -57,14 +60,75 @@ impl ProcessError {
 pub struct Engine {
     pub policy: Arc<SharedPolicy>,
     pub keys: Arc<dyn KeyStore>,
+    /// Each own domain's announcement header, rebuilt when its keys or policy change or it
+    /// is an hour old (signing one per message would cost a signature each).
+    announcements: Arc<std::sync::Mutex<HashMap<String, Announced>>>,
 }
+
+#[derive(Debug, Clone)]
+struct Announced {
+    value: String,
+    /// The key fingerprints and policy it was built for.
+    basis: String,
+    built: SystemTime,
+}
+
+/// How long an announcement header is reused.
+const ANNOUNCEMENT_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Engine {
     pub fn new(config: PolicyConfig, keys: Arc<dyn KeyStore>) -> Engine {
         Engine {
             policy: Arc::new(SharedPolicy::new(config)),
             keys,
+            announcements: Arc::default(),
         }
+    }
+
+    /// The announcement header for mail from `sender`: its domain's keys and policy,
+    /// signed by its current domain key (None: not an own domain with a key, or this
+    /// gateway announces nothing).
+    fn announcement(&self, sender: &str, now: SystemTime) -> Option<String> {
+        let policy = self.config().domain_policy?;
+        let domain = domain_of(sender)?;
+        let keys = self.keys.domain_keys(&domain, now);
+        let signer = self
+            .keys
+            .pgp_signer(&federation::domain_key_address(&domain), now)?;
+        let basis = format!(
+            "{}|{}|{}",
+            pgp::fingerprint(&signer),
+            keys.iter()
+                .map(pgp::fingerprint)
+                .collect::<Vec<_>>()
+                .join(","),
+            serde_json::to_string(&policy).unwrap_or_default()
+        );
+        let mut cache = self.announcements.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = cache.get(&domain)
+            && a.basis == basis
+            && now
+                .duration_since(a.built)
+                .is_ok_and(|age| age < ANNOUNCEMENT_FOR)
+        {
+            return Some(a.value.clone());
+        }
+        let value = match federation::announce::build(&domain, Some(&policy), &keys, &signer, now) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, %domain, "domain key announcement not built");
+                return None;
+            }
+        };
+        cache.insert(
+            domain,
+            Announced {
+                value: value.clone(),
+                basis,
+                built: now,
+            },
+        );
+        Some(value)
     }
 
     /// The policy in force now.
@@ -111,6 +175,13 @@ impl Engine {
         };
         if self.config().policy_header {
             outer.prepend("X-Postern-Policy", &header_safe(&explanation));
+        }
+        if let Class::Outbound(_) = class {
+            // Only the gateway announces its domain's keys: a sender's own header goes.
+            outer = outer.filter(|f| !f.name_eq(federation::announce::HEADER));
+            if let Some(value) = self.announcement(sender, now) {
+                outer.prepend(federation::announce::HEADER, &value);
+            }
         }
         Ok(Processed {
             message: Envelope::join(&outer, &entity),

@@ -5,6 +5,8 @@ use std::time::SystemTime;
 
 use super::subject::{self, ENCRYPT, NOSIGN, SECURE};
 use super::{Engine, ProcessError};
+use crate::federation::pin::{self, Choice};
+use crate::federation::{domain_key_address, domain_of};
 use crate::mime::{self, Header};
 use crate::policy::Method;
 use crate::{pgp, smime};
@@ -28,7 +30,11 @@ pub(super) fn run(
     if !tags.is_empty() {
         notes.push(format!("subject tags {} removed", tags.join(" ")));
     }
-    let has_key = matches!(method, Method::Smime | Method::OpenPgp);
+    if method == Method::DomainUnavailable {
+        let who = recipients.first().cloned().unwrap_or_default();
+        return Err(ProcessError::KeyUnavailable(who));
+    }
+    let has_key = matches!(method, Method::Smime | Method::OpenPgp | Method::DomainKey);
     let encrypt = has_key && !never_encrypt;
     if never_encrypt && (has_key || must_encrypt) {
         notes.push("calendar invitation or TNEF: never encrypted".into());
@@ -37,6 +43,9 @@ pub(super) fn run(
         return Err(ProcessError::EncryptionImpossible(who));
     }
     let crypto = |e: &dyn std::fmt::Display| ProcessError::Crypto(e.to_string());
+    if encrypt && method == Method::DomainKey {
+        return domain_encrypt(engine, sender, recipients, content, notes, now);
+    }
     if encrypt && method == Method::OpenPgp {
         let mut certs = Vec::new();
         for r in recipients {
@@ -90,4 +99,44 @@ pub(super) fn run(
     }
     done.extend(notes);
     Ok((entity, done.join("; ")))
+}
+
+/// Domain encryption: PGP/MIME to each recipient domain's pinned key, signed with the
+/// sender domain's own domain key (when it has one).
+fn domain_encrypt(
+    engine: &Engine,
+    sender: &str,
+    recipients: &[String],
+    content: &[u8],
+    mut notes: Vec<String>,
+    now: SystemTime,
+) -> Result<(Vec<u8>, String), ProcessError> {
+    let keys = engine.keys.as_ref();
+    let mut certs = Vec::new();
+    let mut used = Vec::new();
+    for r in recipients {
+        let unusable = || ProcessError::KeyUnavailable(r.clone());
+        let domain = domain_of(r).ok_or_else(unusable)?;
+        let pinned = keys.partner_domain(&domain).ok_or_else(unusable)?;
+        let Choice::Use { key, .. } = pin::choose(&pinned, now) else {
+            return Err(unusable());
+        };
+        let fpr = key.fingerprint();
+        if !used.contains(&fpr) {
+            certs.push(key.cert.clone());
+            used.push(fpr);
+        }
+    }
+    let signer = domain_of(sender).and_then(|d| keys.pgp_signer(&domain_key_address(&d), now));
+    let entity = pgp::encrypt(content, &certs, signer.as_ref(), now)
+        .map_err(|e| ProcessError::Crypto(e.to_string()))?;
+    let signed = match &signer {
+        Some(s) => format!(", signed by domain key {}", pgp::fingerprint(s)),
+        None => String::new(),
+    };
+    notes.insert(
+        0,
+        format!("domain encrypted (OpenPGP) to {}{signed}", used.join(", ")),
+    );
+    Ok((entity, notes.join("; ")))
 }

@@ -24,6 +24,7 @@ impl Session {
             recipients: Vec::new(),
             treatment: None,
             broken: None,
+            looked_up: Vec::new(),
         });
         Event::Reply(reply::SENDER_OK)
     }

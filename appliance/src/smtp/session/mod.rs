@@ -65,6 +65,9 @@ pub enum Event {
     /// Perform this downstream operation and pass its outcome to
     /// [`Session::downstream_done`].
     Downstream(DownstreamOp),
+    /// Look up (or find fresh in the cache) this partner domain's keys and policy, within
+    /// the driver's time bound, then call [`Session::lookup_done`] and `advance` again.
+    Lookup(String),
     /// Flush pending replies and read more input (timeout: [`Session::read_timeout`]).
     NeedInput,
 }
@@ -146,6 +149,8 @@ struct Transaction {
     /// Set when the downstream transaction broke after recipients were accepted: the
     /// upstream must retry the whole transaction later.
     broken: Option<Reply>,
+    /// Partner domains looked up in this transaction (once each).
+    looked_up: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -163,6 +168,8 @@ enum Phase {
 enum Pending {
     Recipient(RcptTo, Treatment),
     Message,
+    /// A partner domain lookup before this recipient's treatment.
+    Lookup(RcptTo),
 }
 
 /// One SMTP session.
@@ -176,6 +183,8 @@ pub struct Session {
     tls: bool,
     tx: Option<Transaction>,
     phase: Phase,
+    /// A recipient whose lookup is done: its RCPT goes on at the next `advance`.
+    resume: Option<RcptTo>,
     errors: u32,
     transactions: u64,
     delivered: u64,
@@ -192,6 +201,7 @@ impl Session {
             tls: false,
             tx: None,
             phase: Phase::Command,
+            resume: None,
             errors: 0,
             transactions: 0,
             delivered: 0,
@@ -223,6 +233,9 @@ impl Session {
 
     /// Consumes input and says what to do next. Consumed bytes are removed from `input`.
     pub fn advance(&mut self, input: &mut Vec<u8>) -> Event {
+        if let Some(to) = self.resume.take() {
+            return self.rcpt(to);
+        }
         match &mut self.phase {
             Phase::Closed | Phase::Waiting(_) => Event::NeedInput,
             Phase::DiscardLine => match input.iter().position(|&b| b == b'\n') {
@@ -290,6 +303,18 @@ impl Session {
                 self.phase = other;
                 tracing::error!("downstream outcome without a pending operation");
                 reply::LOCAL_ERROR
+            }
+        }
+    }
+
+    /// The lookup asked for by [`Event::Lookup`] is done: the recipient's RCPT goes on at the
+    /// next [`Session::advance`].
+    pub fn lookup_done(&mut self) {
+        match std::mem::replace(&mut self.phase, Phase::Command) {
+            Phase::Waiting(Pending::Lookup(to)) => self.resume = Some(to),
+            other => {
+                self.phase = other;
+                tracing::error!("lookup done without a pending lookup");
             }
         }
     }

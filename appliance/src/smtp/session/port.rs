@@ -17,6 +17,8 @@ pub struct Treatment {
     pub class: Class,
     /// One line for the log and the message trace: why this treatment.
     pub explanation: String,
+    /// The recipient cannot be accepted now: this reply, and no downstream operation.
+    pub refusal: Option<Reply>,
 }
 
 impl Treatment {
@@ -36,6 +38,13 @@ pub struct Processed {
 /// Decides the treatment of each recipient and applies it to the message.
 pub trait Policy: Send + Sync + std::fmt::Debug {
     fn treatment(&self, sender: &MailFrom, recipient: &RcptTo) -> Treatment;
+
+    /// A partner domain whose keys and policy should be looked up (or found fresh in the
+    /// cache) before this recipient's treatment is decided; the session asks the driver to
+    /// do it ([`super::Event::Lookup`]) once per domain and transaction.
+    fn lookup(&self, _sender: &MailFrom, _recipient: &RcptTo) -> Option<String> {
+        None
+    }
 
     /// Applies `treatment` to the message of a transaction (CPU work: the relay runs it off
     /// the I/O threads). An error is the reply for the upstream's end of data.

@@ -21,7 +21,22 @@ impl Session {
         if !tx.sender.smtputf8 && !to.address.is_ascii() {
             return Event::Reply(reply::NEED_SMTPUTF8);
         }
+        if let Some(domain) = self.policy.lookup(&tx.sender, &to)
+            && !tx.looked_up.contains(&domain)
+            && let Some(tx) = &mut self.tx
+        {
+            tx.looked_up.push(domain.clone());
+            self.phase = Phase::Waiting(Pending::Lookup(to));
+            return Event::Lookup(domain);
+        }
+        let Some(tx) = &self.tx else {
+            return self.error(reply::NEED_MAIL);
+        };
         let treatment = self.policy.treatment(&tx.sender, &to);
+        if let Some(r) = &treatment.refusal {
+            tracing::info!(recipient = %to.address, treatment = %treatment.explanation, "recipient refused by the policy");
+            return Event::Reply(r.clone());
+        }
         if let Some(first) = &tx.treatment
             && !first.compatible(&treatment)
         {

@@ -19,7 +19,15 @@ impl Policy for PartnerRoute {
             route,
             class: postern_crypto::policy::Class::Pass,
             explanation: format!("route {route}"),
+            // A partner that enforces encryption and whose keys cannot be used.
+            refusal: (recipient.domain() == "enforced.example")
+                .then_some(reply::DOMAIN_KEY_UNAVAILABLE),
         }
+    }
+
+    fn lookup(&self, _: &MailFrom, recipient: &RcptTo) -> Option<String> {
+        let d = recipient.domain();
+        d.ends_with("lookup.example").then_some(d)
     }
 }
 
@@ -32,6 +40,8 @@ struct Harness {
     ops: Vec<DownstreamOp>,
     starttls: bool,
     closed: bool,
+    /// Partner domains the session asked to look up.
+    lookups: Vec<String>,
 }
 
 fn ok(code: u16) -> DownstreamOutcome {
@@ -71,6 +81,7 @@ impl Harness {
             ops: Vec::new(),
             starttls: false,
             closed: false,
+            lookups: Vec::new(),
         }
     }
 
@@ -99,6 +110,10 @@ impl Harness {
                         .pop_front()
                         .expect("unscripted downstream call");
                     out.push(self.session.downstream_done(outcome).to_string());
+                }
+                Event::Lookup(domain) => {
+                    self.lookups.push(domain);
+                    self.session.lookup_done();
                 }
                 Event::NeedInput => return out,
             }
@@ -437,6 +452,7 @@ fn random_input_never_panics_and_memory_stays_bounded() {
                         h.input.clear();
                         h.session.tls_started();
                     }
+                    Event::Lookup(_) => h.session.lookup_done(),
                     Event::Downstream(_) => {
                         let outcome = match next() % 4 {
                             0 => ok(250),
@@ -479,4 +495,32 @@ fn assert_well_formed(r: &Reply) {
             2
         );
     }
+}
+
+#[test]
+fn partner_domains_are_looked_up_once_and_an_enforced_one_is_refused_for_now() {
+    let mut h = Harness::new();
+    h.send(b"EHLO client.example\r\n");
+    assert_eq!(h.code("MAIL FROM:<a@corp.example>"), 250);
+    h.downstream.push_back(ok(250));
+    assert_eq!(h.code("RCPT TO:<x@lookup.example>"), 250);
+    h.downstream.push_back(ok(250));
+    assert_eq!(h.code("RCPT TO:<y@lookup.example>"), 250);
+    assert_eq!(
+        h.lookups,
+        ["lookup.example"],
+        "one lookup per domain and transaction"
+    );
+    let ops = h.ops.len();
+    assert_eq!(h.code("RCPT TO:<z@enforced.example>"), 451);
+    assert_eq!(
+        h.ops.len(),
+        ops,
+        "a refused recipient never reaches the downstream"
+    );
+    assert_eq!(h.code("RSET"), 250);
+    assert_eq!(h.code("MAIL FROM:<a@corp.example>"), 250);
+    h.downstream.push_back(ok(250));
+    assert_eq!(h.code("RCPT TO:<x@lookup.example>"), 250);
+    assert_eq!(h.lookups.len(), 2, "a new transaction looks up again");
 }

@@ -65,6 +65,10 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     ) -> Vec<String>;
     /// Remembers a partner's OpenPGP certificate (only after a verified signature).
     fn harvest_pgp(&self, cert: &PgpCert, now: SystemTime) -> Vec<String>;
+    /// The internal domains that have a domain key.
+    fn own_domains(&self) -> Vec<String>;
+    /// An own domain's public domain keys valid now (current and next), newest first.
+    fn domain_keys(&self, domain: &str, now: SystemTime) -> Vec<PgpCert>;
     /// What is pinned for a partner domain.
     fn partner_domain(&self, domain: &str) -> Option<PartnerDomain>;
     /// Merges evidence about a partner domain into its pin (a harvest: kept only when the
@@ -1182,6 +1186,11 @@ impl KeyStore for MemoryKeyStore {
             .flatten()
             .cloned()
             .chain(
+                g.1.partner_domains
+                    .values()
+                    .flat_map(|p| p.keys.iter().map(|k| k.cert.clone())),
+            )
+            .chain(
                 g.1.pgp
                     .values()
                     .flatten()
@@ -1222,6 +1231,14 @@ impl KeyStore for MemoryKeyStore {
                 tracing::warn!(error = %e, "harvested OpenPGP key not kept");
                 Vec::new()
             })
+    }
+
+    fn own_domains(&self) -> Vec<String> {
+        MemoryKeyStore::own_domains(self)
+    }
+
+    fn domain_keys(&self, domain: &str, now: SystemTime) -> Vec<PgpCert> {
+        self.domain_public_keys(domain, now)
     }
 
     fn partner_domain(&self, domain: &str) -> Option<PartnerDomain> {
