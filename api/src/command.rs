@@ -135,6 +135,23 @@ commands! {
     CaCert "ca-cert" Readonly {} -> String;
     /// Run the key rollover check now; the users that got new keys.
     Rollover "rollover" Admin {} -> Vec<String>;
+    /// Our internal domains, their domain keys and what they publish.
+    DomainList "domain-list" Readonly {} -> Vec<views::Domain>;
+    /// A new domain key now, certified by the current one (rollover happens by itself a
+    /// week before expiry).
+    DomainRollover "domain-rollover" Admin { domain: String } -> views::Domain;
+    /// Revoke one of our domain keys (partners stop using it at their next refresh).
+    DomainRevoke "domain-revoke" Admin { domain: String, fingerprint: String } -> ();
+    /// The OPENPGPKEY, SMIMEA and policy TXT records for the domain's DNSSEC-signed zone.
+    DomainDnsRecords "domain-dns-records" Readonly { domain: String } -> views::DnsRecords;
+    /// Partner domains and what is pinned for them.
+    PartnerDomainList "partner-domain-list" Readonly {} -> Vec<views::PartnerDomain>;
+    /// Pin a partner's OpenPGP domain key by hand (base64 of the key file): verified.
+    PartnerDomainImport "partner-domain-import" Admin { domain: String, data: String } -> views::PartnerDomain;
+    /// Look a partner domain up now (DNSSEC, WKD).
+    PartnerDomainRefresh "partner-domain-refresh" Admin { domain: String } -> views::PartnerDomain;
+    /// Forget everything pinned for a partner domain.
+    PartnerDomainForget "partner-domain-forget" Admin { domain: String } -> ();
     /// The single-member cluster this node founded at first start.
     ClusterInit "cluster-init" Readonly {} -> views::Membership;
     /// Credentials with a one-time join token valid for `ttl_secs` (60 s to 7 days).
@@ -224,6 +241,13 @@ impl Command {
             C::ImportPkcs12(_) | C::ImportPgpSecret(_) | C::ImportPublic(_) => String::new(),
             C::PartnerList(_) | C::TrustAdd(_) | C::CaCert(_) | C::Rollover(_) => String::new(),
             C::ClusterInit(_) | C::ClusterStatus(_) => String::new(),
+            C::DomainList(_) | C::PartnerDomainList(_) => String::new(),
+            C::DomainRollover(r) => r.domain.clone(),
+            C::DomainRevoke(r) => format!("{} key {}", r.domain, r.fingerprint),
+            C::DomainDnsRecords(r) => r.domain.clone(),
+            C::PartnerDomainImport(r) => r.domain.clone(),
+            C::PartnerDomainRefresh(r) => r.domain.clone(),
+            C::PartnerDomainForget(r) => r.domain.clone(),
             C::ClusterExportCredentials(r) => format!("valid {} s", r.ttl_secs),
             C::ClusterJoin(r) => format!("via {}", r.peer),
             C::ClusterRemove(r) => format!("node {}", r.id),

@@ -15,6 +15,7 @@ use postern_crypto::policy::PolicyConfig;
 use crate::config::Config;
 use crate::control;
 use crate::dispatch::Dispatcher;
+use crate::federation::Federation;
 use crate::member::MemberError;
 use crate::policy::{DomainRouter, Gateway};
 use crate::relay::downstream::{Target, TargetError, Targets};
@@ -45,6 +46,8 @@ pub enum StartError {
     Cluster(#[from] MemberError),
     #[error("cannot make a key store sealer: {0}")]
     Sealer(String),
+    #[error("federation: {0}")]
+    Federation(String),
     #[error("web server: {0}")]
     Web(String),
     #[error("control socket {path}: {source}")]
@@ -69,6 +72,8 @@ pub struct Daemon {
     hostname: String,
     watchdog: Option<std::path::PathBuf>,
     rollover_interval: std::time::Duration,
+    /// The crypto policy in force (its internal domains get domain keys).
+    policy: Arc<postern_crypto::policy::SharedPolicy>,
 }
 
 impl Daemon {
@@ -124,19 +129,26 @@ impl Daemon {
         );
         let targets = Arc::new(Targets::new(targets));
         let trace = Arc::new(Trace::default());
-        let dispatcher = Dispatcher::new(
+        let federation = Arc::new(
+            Federation::new(Arc::clone(&keys), &config.federation)
+                .map_err(StartError::Federation)?,
+        );
+        let mut dispatcher = Dispatcher::new(
             config,
             Arc::clone(&keys),
             Arc::clone(&engine.policy),
             Arc::clone(&targets),
             Arc::clone(&trace),
         );
+        dispatcher.federation = Some(Arc::clone(&federation));
+        dispatcher.domains.federation = Some(Arc::clone(&federation));
         let member = Arc::clone(&dispatcher.member);
         let socket = control::socket_path(data_dir);
         let control = control::bind(&socket).map_err(|source| StartError::Control {
             path: socket.display().to_string(),
             source,
         })?;
+        let policy = Arc::clone(&engine.policy);
         let relay = Relay {
             session: Arc::new(session),
             policy: Arc::new(Gateway {
@@ -151,7 +163,7 @@ impl Daemon {
                 config.server.max_connections_per_ip,
             ),
             tls_handshake_timeout: smtp.tls_handshake_timeout,
-            discovery: None,
+            discovery: Some(federation as Arc<dyn crate::relay::discovery::Discovery>),
         };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
@@ -186,6 +198,7 @@ impl Daemon {
             hostname: config.server.hostname.clone(),
             watchdog: config.hardware.watchdog.clone(),
             rollover_interval: crypto.rollover_interval,
+            policy: Arc::clone(&policy),
         })
     }
 
@@ -208,6 +221,10 @@ impl Daemon {
         let keeper = tokio::spawn(crate::tasks::rollover(
             d.keys.clone(),
             self.rollover_interval,
+        ));
+        let domains = tokio::spawn(crate::tasks::domain_keys(
+            d.keys.clone(),
+            Arc::clone(&self.policy),
         ));
         let vips = tokio::spawn(crate::tasks::vips::run(
             Arc::clone(&member),
@@ -253,6 +270,7 @@ impl Daemon {
         server::serve(self.listener, self.relay, shutdown, self.grace).await;
         control.abort();
         keeper.abort();
+        domains.abort();
         web.abort();
         hardware.abort();
         beat.abort();

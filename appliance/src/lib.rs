@@ -8,7 +8,7 @@
 //! | 0 foundation | `config`, `smtp`, `tls`, `settings`, `network`, `update` | typed configuration; the sans-IO SMTP session with the policy port it calls; certificates; the policy overlay of the replicated settings; node-local files (network.conf, update bundles) |
 //! | 1 policy | `policy` | which treatment a recipient gets, and the message after it (pure) |
 //! | 2 mail path | `relay` | the tokio side: sockets, downstream, trace |
-//! | 3 state | `keystore`, `views` | the key store on the cluster state; the readers the Raft observer keeps current |
+//! | 3 state | `keystore`, `views`, `federation` | the key store on the cluster state; the readers the Raft observer keeps current; partner-domain discovery (DNSSEC, WKD) into the key store |
 //! | 4 membership | `member` | this node's Raft member: start, join, remove, propose, read |
 //! | 5 services | `services` | keys, accounts, settings, VIPs, hardware, metrics |
 //! | 6 dispatcher | `dispatch` | role check, audit, one exhaustive `match` over the commands |
@@ -29,6 +29,7 @@ pub mod policy;
 
 pub mod relay;
 
+pub mod federation;
 pub mod keystore;
 pub mod views;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use postern_api::{Actor, Command, Error, Reply, Role};
-use postern_webgui::{Account, Backend, BoxFuture, LoginOk};
+use postern_webgui::{Account, Backend, BoxFuture, LoginOk, WellKnown};
 
 use crate::dispatch::Dispatcher;
 
@@ -60,6 +60,7 @@ impl Backend for GuiBackend {
             &d.trace,
             &d.member,
             &d.hardware,
+            d.federation.as_deref(),
         ))
     }
 
@@ -69,6 +70,16 @@ impl Backend for GuiBackend {
 
     fn node_name(&self) -> String {
         self.node_name.clone()
+    }
+
+    fn well_known(&self, host: &str, path: &str) -> Option<WellKnown> {
+        self.dispatcher
+            .publisher
+            .well_known(host, path)
+            .map(|p| WellKnown {
+                content_type: p.content_type,
+                body: p.body,
+            })
     }
 
     fn update_spool(&self) -> Option<std::path::PathBuf> {

@@ -20,6 +20,7 @@ mod tests {
         ("update", 0),
         ("policy", 1),
         ("relay", 2),
+        ("federation", 3),
         ("keystore", 3),
         ("views", 3),
         ("member", 4),
@@ -39,6 +40,7 @@ mod tests {
         ("openapi", 2),
         ("api", 3),
         ("pages", 3),
+        ("wellknown", 3),
         ("server", 4),
     ];
 

@@ -15,6 +15,7 @@ mod app;
 mod openapi;
 mod pages;
 mod server;
+mod wellknown;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,4 +76,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The folder an update bundle is received into (as `incoming`) before
     /// [`Command::UpdateStage`]; none when this node takes no updates.
     fn update_spool(&self) -> Option<std::path::PathBuf>;
+    /// What the node publishes under `/.well-known/openpgpkey/` (the Web Key Directory of
+    /// its domains) for a request to `host` for `path`; None: 404.
+    fn well_known(&self, host: &str, path: &str) -> Option<WellKnown>;
+}
+
+/// An answer of the well-known service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WellKnown {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
 }

@@ -62,6 +62,37 @@ fn ops() -> Vec<Op> {
         json!({ "address": string(), "smime": {"type": "array", "items": cert}, "smime_gcm": {"type": "boolean"}, "pgp": {"type": "array", "items": string()} }),
     );
     let data = obj(&["data"], json!({ "data": string(), "password": string() }));
+    let int = json!({"type": "integer"});
+    let opt_int = json!({"type": ["integer", "null"]});
+    let opt_str = json!({"type": ["string", "null"]});
+    let domain_key = obj(
+        &["fingerprint", "created", "revoked", "current"],
+        json!({ "fingerprint": string(), "created": int, "expires": opt_int, "revoked": {"type": "boolean"}, "current": {"type": "boolean"} }),
+    );
+    let domain = obj(
+        &["domain", "address", "keys", "smime"],
+        json!({ "domain": string(), "address": string(), "keys": {"type": "array", "items": domain_key},
+                "smime": {"type": "array", "items": cert.clone()}, "mode": opt_str, "max_age": opt_int }),
+    );
+    let pinned = obj(
+        &[
+            "fingerprint",
+            "trust",
+            "sources",
+            "first_seen",
+            "last_seen",
+            "revoked",
+        ],
+        json!({ "fingerprint": string(), "trust": {"type": "string", "enum": ["tofu", "verified"]},
+                "sources": {"type": "array", "items": string()}, "first_seen": int, "last_seen": int,
+                "revoked": {"type": "boolean"} }),
+    );
+    let partner_domain = obj(
+        &["domain", "keys", "enforced"],
+        json!({ "domain": string(), "keys": {"type": "array", "items": pinned}, "mode": opt_str,
+                "max_age": opt_int, "policy_seen": opt_int, "policy_source": opt_str,
+                "enforced": {"type": "boolean"} }),
+    );
     let address = obj(&["address"], json!({ "address": string() }));
     let password = obj(&["password"], json!({ "password": string() }));
     let list = |items: Value| json!({ "type": "array", "items": items });
@@ -224,6 +255,65 @@ fn ops() -> Vec<Op> {
             "Harvested and imported partner keys",
             None,
             list(partner),
+        ),
+        op(
+            "get",
+            "/domains",
+            "Our internal domains, their domain keys (domainkey@DOMAIN) and what they publish",
+            None,
+            list(domain.clone()),
+        ),
+        op(
+            "get",
+            "/domains/{domain}/dns-records",
+            "The OPENPGPKEY, SMIMEA and _mailenc TXT records for the domain's DNSSEC-signed zone",
+            None,
+            obj(
+                &["domain", "records"],
+                json!({ "domain": string(), "records": list(string()) }),
+            ),
+        ),
+        op(
+            "post",
+            "/domains/{domain}/rollover",
+            "A new domain key now, certified by the current one",
+            None,
+            domain.clone(),
+        ),
+        op(
+            "post",
+            "/domains/{domain}/revoke",
+            "Revoke one of the domain's keys",
+            Some(obj(&["fingerprint"], json!({ "fingerprint": string() }))),
+            any(),
+        ),
+        op(
+            "get",
+            "/partner-domains",
+            "Partner domains and what is pinned for them (keys, trust, sources, policy)",
+            None,
+            list(partner_domain.clone()),
+        ),
+        op(
+            "delete",
+            "/partner-domains/{domain}",
+            "Forget everything pinned for a partner domain",
+            None,
+            any(),
+        ),
+        op(
+            "post",
+            "/partner-domains/{domain}/import",
+            "Pin a partner's OpenPGP domain key by hand (base64 of the key file): verified",
+            Some(obj(&["data"], json!({ "data": string() }))),
+            partner_domain.clone(),
+        ),
+        op(
+            "post",
+            "/partner-domains/{domain}/refresh",
+            "Look a partner domain up now (DNSSEC, WKD)",
+            None,
+            partner_domain,
         ),
         op(
             "post",
@@ -467,6 +557,7 @@ pub fn document() -> Value {
                 "403": error_response("The caller's role does not allow it, or a CSRF token is missing"),
                 "404": error_response("The thing named does not exist"),
                 "409": error_response("It conflicts with the cluster's state"),
+                "500": error_response("This node failed at something that should not fail"),
                 "503": error_response("The cluster cannot commit or confirm now (no quorum)"),
             },
         });

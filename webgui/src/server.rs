@@ -85,6 +85,10 @@ pub fn router(app: &App) -> axum::Router {
         .merge(crate::pages::routes())
         .nest("/api/v1", crate::api::routes())
         .route("/metrics", axum::routing::get(crate::api::metrics))
+        .route(
+            "/.well-known/openpgpkey/{*rest}",
+            axum::routing::get(crate::wellknown::openpgpkey),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(crate::app::MAX_BODY))
         .layer(axum::middleware::map_response(crate::app::security_headers))
         .with_state(app.clone())

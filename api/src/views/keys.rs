@@ -28,3 +28,65 @@ pub struct Partner {
     pub smime_gcm: bool,
     pub pgp: Vec<String>,
 }
+
+/// One of our domain's OpenPGP domain keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainKey {
+    pub fingerprint: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// None: does not expire.
+    pub expires: Option<u64>,
+    pub revoked: bool,
+    /// The key that signs our announcements now.
+    pub current: bool,
+}
+
+/// One of our internal domains with its domain key (`domainkey@DOMAIN`) and what it
+/// publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub domain: String,
+    pub address: String,
+    /// Newest first.
+    pub keys: Vec<DomainKey>,
+    /// The S/MIME domain certificates (from the built-in CA), newest first.
+    pub smime: Vec<Cert>,
+    /// What we publish: `testing` or `enforce`; None: nothing (federation.mode = off).
+    pub mode: Option<String>,
+    pub max_age: Option<u64>,
+}
+
+/// The records an admin puts into the domain's DNSSEC-signed zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecords {
+    pub domain: String,
+    /// Zone-file lines: OPENPGPKEY and SMIMEA for `domainkey@DOMAIN`, the `_mailenc` TXT.
+    pub records: Vec<String>,
+}
+
+/// A partner domain's pinned key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedKey {
+    pub fingerprint: String,
+    /// `tofu` or `verified`.
+    pub trust: String,
+    /// `dnssec`, `wkd`, `in-band`, `imported`.
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    pub revoked: bool,
+}
+
+/// What is pinned for a partner domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerDomain {
+    pub domain: String,
+    pub keys: Vec<PinnedKey>,
+    pub mode: Option<String>,
+    pub max_age: Option<u64>,
+    pub policy_seen: Option<u64>,
+    pub policy_source: Option<String>,
+    /// The partner's policy forbids sending in the clear now.
+    pub enforced: bool,
+}

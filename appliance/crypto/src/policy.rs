@@ -116,6 +116,16 @@ impl SharedPolicy {
 }
 
 impl PolicyConfig {
+    /// The internal domains named exactly (not `.parent` patterns): the domains that get
+    /// a domain key of their own.
+    pub fn exact_internal_domains(&self) -> Vec<String> {
+        self.internal_domains
+            .iter()
+            .filter(|d| !d.starts_with('.'))
+            .cloned()
+            .collect()
+    }
+
     pub fn is_internal(&self, address: &str) -> bool {
         let Some((_, domain)) = address.rsplit_once('@') else {
             return false;

@@ -27,6 +27,25 @@ pub struct Config {
     pub web: WebConfig,
     pub hardware: HardwareConfig,
     pub update: UpdateConfig,
+    pub federation: FederationConfig,
+}
+
+/// Discovery of partner domains' keys and policies (DESIGN.md §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederationConfig {
+    /// Look partner domains up (DNSSEC-validated DNS, WKD) when mail goes to them.
+    pub discover: bool,
+    /// The validating resolver to ask (its AD bit is trusted: it must be local or reached
+    /// over a trusted network); none: the first `nameserver` of /etc/resolv.conf.
+    pub resolver: Option<SocketAddr>,
+    /// Extra CA certificates (PEM) trusted for WKD's HTTPS, beside the system's.
+    pub wkd_roots: Option<PathBuf>,
+    /// How long one lookup may hold a recipient at RCPT.
+    pub lookup_timeout: Duration,
+    /// How long a found domain is not asked again.
+    pub refresh: Duration,
+    /// How long a domain that published nothing is not asked again.
+    pub negative_ttl: Duration,
 }
 
 /// System updates of the appliance image (signed bundles, DESIGN.md §8).

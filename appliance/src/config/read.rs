@@ -24,6 +24,7 @@ impl Reader {
                 "web",
                 "hardware",
                 "update",
+                "federation",
             ],
         );
         let empty = Table::new();
@@ -36,6 +37,7 @@ impl Reader {
         let web = self.section(root, "web").unwrap_or(&empty);
         let hardware = self.section(root, "hardware").unwrap_or(&empty);
         let update = self.section(root, "update").unwrap_or(&empty);
+        let federation = self.section(root, "federation").unwrap_or(&empty);
         let config = Config {
             server: self.server(server),
             smtp: self.smtp(smtp),
@@ -47,6 +49,7 @@ impl Reader {
             web: self.web(web),
             hardware: self.hardware(hardware),
             update: self.update(update),
+            federation: self.federation(federation),
         };
         self.check(&config);
         config
@@ -353,6 +356,43 @@ impl Reader {
                 .opt_string(t, "update.", "public_key")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
+        }
+    }
+
+    fn federation(&mut self, t: &Table) -> FederationConfig {
+        let p = "federation.";
+        self.known(
+            t,
+            p,
+            &[
+                "discover",
+                "resolver",
+                "wkd_roots",
+                "lookup_timeout",
+                "refresh",
+                "negative_ttl",
+            ],
+        );
+        let resolver = self.opt_string(t, p, "resolver").filter(|r| !r.is_empty());
+        let resolver = resolver.and_then(|r| match r.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.errors.push(format!(
+                    "federation.resolver: {r:?} is not an address:port (e.g. 127.0.0.1:53)"
+                ));
+                None
+            }
+        });
+        FederationConfig {
+            discover: self.flag(t, p, "discover", true),
+            resolver,
+            wkd_roots: self
+                .opt_string(t, p, "wkd_roots")
+                .filter(|r| !r.is_empty())
+                .map(PathBuf::from),
+            lookup_timeout: self.duration(t, p, "lookup_timeout", Duration::from_secs(5)),
+            refresh: self.duration(t, p, "refresh", Duration::from_secs(3600)),
+            negative_ttl: self.duration(t, p, "negative_ttl", Duration::from_secs(900)),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::member::membership::MembershipError;
 use crate::network::NetworkError;
 use crate::services::accounts::AccountError;
 use crate::services::accounts::secrets::SecretError;
+use crate::services::domains::DomainsError;
 use crate::services::keys::KeysError;
 use crate::services::settings::SettingsError;
 use crate::services::vips::VipError;
@@ -38,6 +39,8 @@ pub enum ServiceError {
     Stage(#[from] StageError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Domains(#[from] DomainsError),
     #[error("the command's task failed: {0}")]
     Task(String),
 }
@@ -74,6 +77,14 @@ pub fn kind(e: &ServiceError) -> ErrorKind {
         ServiceError::Network(e) => match e {
             NetworkError::Invalid(_) => ErrorKind::Invalid,
             NetworkError::Unreadable(_) | NetworkError::Io { .. } => ErrorKind::Internal,
+        },
+        ServiceError::Domains(e) => match e {
+            DomainsError::NotOurs(_) | DomainsError::NoKey(_) | DomainsError::NotPinned(_) => {
+                ErrorKind::NotFound
+            }
+            DomainsError::BadDomain(_) => ErrorKind::Invalid,
+            DomainsError::NoDiscovery => ErrorKind::Conflict,
+            DomainsError::Keys(k) => keys(k),
         },
         ServiceError::Task(_) => ErrorKind::Internal,
     }

@@ -26,6 +26,24 @@ impl Dispatcher {
             C::TrustAdd(r) => Reply::TrustAdd(keys.trust_add(r.data).await?),
             C::CaCert(_) => Reply::CaCert(keys.ca_certificate().await?),
             C::Rollover(_) => Reply::Rollover(keys.rollover().await?),
+            C::DomainList(_) => Reply::DomainList(self.domains.list().await?),
+            C::DomainRollover(r) => Reply::DomainRollover(self.domains.rollover(r.domain).await?),
+            C::DomainRevoke(r) => {
+                Reply::DomainRevoke(self.domains.revoke(r.domain, r.fingerprint).await?)
+            }
+            C::DomainDnsRecords(r) => {
+                Reply::DomainDnsRecords(self.domains.dns_records(r.domain).await?)
+            }
+            C::PartnerDomainList(_) => Reply::PartnerDomainList(self.domains.partners().await?),
+            C::PartnerDomainImport(r) => {
+                Reply::PartnerDomainImport(self.domains.import(r.domain, r.data).await?)
+            }
+            C::PartnerDomainRefresh(r) => {
+                Reply::PartnerDomainRefresh(self.domains.refresh(r.domain).await?)
+            }
+            C::PartnerDomainForget(r) => {
+                Reply::PartnerDomainForget(self.domains.forget(r.domain).await?)
+            }
             C::ClusterInit(_) => Reply::ClusterInit(member.init().await?),
             C::ClusterExportCredentials(r) => {
                 Reply::ClusterExportCredentials(member.export(r.ttl_secs).await?)

@@ -18,14 +18,17 @@ use postern_crypto::keys::MemoryKeyStore;
 use postern_crypto::policy::SharedPolicy;
 
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::member::Member;
 use crate::network::NetworkFile;
 use crate::relay::downstream::Targets;
 use crate::relay::trace::Trace;
 use crate::services::accounts::Accounts;
+use crate::services::domains::Domains;
 use crate::services::hardware::Monitor;
 use crate::services::keys::Keys;
 use crate::services::now_secs;
+use crate::services::publish::Publisher;
 use crate::services::settings::Settings;
 use crate::services::vips::Vips;
 use crate::update::{Spool, System};
@@ -46,6 +49,12 @@ pub struct Dispatcher {
     pub spool: Spool,
     /// This node's network settings (network.conf in the data directory).
     pub network: NetworkFile,
+    /// Partner-domain discovery (its counters, and lookups asked for by an admin).
+    pub federation: Option<Arc<Federation>>,
+    /// Our domain keys and the partner domains pinned.
+    pub domains: Domains,
+    /// What this gateway publishes for its domains (WKD).
+    pub publisher: Publisher,
 }
 
 impl Dispatcher {
@@ -61,6 +70,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         let data_dir = &config.server.data_dir;
         let view = Arc::new(AccountsView::default());
+        let (keys_store, policy_shared) = (Arc::clone(&keys), Arc::clone(&policy));
         let readers = Readers {
             keys: Arc::clone(&keys),
             accounts: Arc::clone(&view),
@@ -100,6 +110,20 @@ impl Dispatcher {
             },
             network: NetworkFile {
                 dir: data_dir.clone(),
+            },
+            federation: None,
+            domains: Domains {
+                keys: Keys {
+                    store: Arc::clone(&keys_store),
+                    member: Arc::clone(&member),
+                    validity: config.crypto.key_validity,
+                },
+                policy: Arc::clone(&policy_shared),
+                federation: None,
+            },
+            publisher: Publisher {
+                keys: Arc::clone(&keys_store),
+                policy: Arc::clone(&policy_shared),
             },
             member,
         }

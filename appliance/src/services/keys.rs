@@ -175,6 +175,12 @@ impl Keys {
         self.run(|k, _, _| k.ca_pem().ok_or(KeysError::NoCa)).await
     }
 
+    /// Makes sure `domain` has a domain key; whether one was made.
+    pub async fn ensure_domain_key(&self, domain: String) -> Result<bool, KeysError> {
+        self.run(move |k, now, validity| Ok(k.ensure_domain_key(&domain, now, validity)?))
+            .await
+    }
+
     /// New keys for every user whose newest expire within a week; the users that got one.
     pub async fn rollover(&self) -> Result<Vec<String>, KeysError> {
         self.run(|k, now, validity| Ok(k.rollover(now, validity)?))

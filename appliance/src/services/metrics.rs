@@ -4,12 +4,18 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::federation::Federation;
 use crate::member::Member;
 use crate::relay::trace::Trace;
 use crate::services::hardware::Monitor;
 
 /// Renders the metrics of this node.
-pub async fn render(trace: &Trace, member: &Member, hardware: &Monitor) -> String {
+pub async fn render(
+    trace: &Trace,
+    member: &Member,
+    hardware: &Monitor,
+    federation: Option<&Federation>,
+) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -89,5 +95,41 @@ pub async fn render(trace: &Trace, member: &Member, hardware: &Monitor) -> Strin
         }
     }
     hardware.metrics(&mut out);
+    if let Some(f) = federation {
+        let s = &f.stats;
+        for (name, help, v) in [
+            (
+                "postern_federation_lookups_total",
+                "Partner domain lookups that went to the network.",
+                &s.lookups,
+            ),
+            (
+                "postern_federation_discovered_total",
+                "Partner domain keys pinned or rolled over.",
+                &s.discovered,
+            ),
+            (
+                "postern_federation_validated_total",
+                "Lookups DNSSEC validated.",
+                &s.validated,
+            ),
+            (
+                "postern_federation_refused_total",
+                "Different partner domain keys refused (the pin stayed).",
+                &s.refused,
+            ),
+            (
+                "postern_federation_failed_total",
+                "Lookups that failed or timed out.",
+                &s.failed,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+    }
     out
 }

@@ -59,3 +59,26 @@ pub async fn rollover(keys: Keys, every: Duration) {
         last = Some(tokio::time::Instant::now());
     }
 }
+
+/// Gives every internal domain a domain key (federation), on the leader: checked every ten
+/// seconds, so a domain added to `crypto.internal_domains` has its key within moments.
+pub async fn domain_keys(keys: Keys, policy: std::sync::Arc<postern_crypto::policy::SharedPolicy>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let wanted = policy.get().exact_internal_domains();
+        let have = keys.store.own_domains();
+        if wanted.iter().all(|d| have.contains(d)) || !keys.member.is_leader().await {
+            continue;
+        }
+        for domain in wanted.into_iter().filter(|d| !have.contains(d)) {
+            match keys.ensure_domain_key(domain.clone()).await {
+                Ok(true) => {
+                    tracing::info!(%domain, "domain key created (S/MIME and OpenPGP, domainkey@{domain})")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%domain, error = %e, "domain key not created yet"),
+            }
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! [`crate::openapi`] at `/api/v1/openapi.json`.
 //!
 //! The handlers are grouped by area: [`keys`] (users, partners, imports, trust),
-//! [`cluster`] (membership, virtual IPs, replicated settings), [`accounts`] (first-boot
+//! [`cluster`] (membership, virtual IPs, replicated settings), [`domains`] (federation),
+//! [`accounts`] (first-boot
 //! setup, administrators, tokens, the audit log) and [`system`] (this node: counters,
 //! hardware, updates, network, the trace, the web certificate).
 
@@ -20,6 +21,7 @@ macro_rules! input {
 
 mod accounts;
 mod cluster;
+mod domains;
 mod keys;
 mod system;
 
@@ -63,6 +65,14 @@ pub fn routes() -> Router<App> {
         .route("/trust", post(keys::trust_add))
         .route("/ca", get(keys::ca_cert))
         .route("/rollover", post(keys::rollover))
+        .route("/domains", get(domains::list))
+        .route("/domains/{domain}/dns-records", get(domains::dns_records))
+        .route("/domains/{domain}/rollover", post(domains::rollover))
+        .route("/domains/{domain}/revoke", post(domains::revoke))
+        .route("/partner-domains", get(domains::partners))
+        .route("/partner-domains/{domain}", delete(domains::forget))
+        .route("/partner-domains/{domain}/import", post(domains::import))
+        .route("/partner-domains/{domain}/refresh", post(domains::refresh))
         .route("/settings", get(cluster::setting_list))
         .route(
             "/settings/{key}",

@@ -18,6 +18,7 @@ mod admins;
 mod audit;
 mod cluster;
 mod dashboard;
+mod domains;
 mod layout;
 mod login;
 mod network;
@@ -75,6 +76,10 @@ pub fn routes() -> Router<App> {
         .route("/users/{address}/openpgp.asc", get(users::openpgp))
         .route("/partners", get(partners::page))
         .route("/partners/import", post(partners::import))
+        .route("/domains/import", post(domains::import))
+        .route("/domains/refresh", post(domains::refresh))
+        .route("/domains/forget", post(domains::forget))
+        .route("/domains/{*file}", get(domains::dns))
         .route("/trust/add", post(partners::trust_add))
         .route("/ca.pem", get(partners::ca_pem))
         .route("/policies", get(policies::page))

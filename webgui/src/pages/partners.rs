@@ -15,11 +15,16 @@ use crate::App;
 use crate::app::Admin;
 
 pub async fn page(State(app): State<App>, a: Admin, Query(f): Query<Flash>) -> Response {
-    let list = app
-        .call(&a.actor, req::PartnerList {})
-        .await
-        .unwrap_or_default();
-    let body = body(&list, &Viewer::of(&a));
+    let (list, ours, partners) = tokio::join!(
+        app.call(&a.actor, req::PartnerList {}),
+        app.call(&a.actor, req::DomainList {}),
+        app.call(&a.actor, req::PartnerDomainList {}),
+    );
+    let v = Viewer::of(&a);
+    let body = html! {
+        (body(&list.unwrap_or_default(), &v))
+        (super::domains::section(&ours.unwrap_or_default(), &partners.unwrap_or_default(), &v))
+    };
     render(&app, &a, "Partners & domains", "/partners", &f, body)
 }
 

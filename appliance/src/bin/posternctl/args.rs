@@ -47,6 +47,9 @@ pub enum What {
     /// Virtual IPs: the addresses upstream MTAs send to, held by one node at a time.
     #[command(subcommand)]
     Vip(VipCmd),
+    /// Federation: our domains' keys and DNS records, the partner domains pinned.
+    #[command(subcommand)]
+    Domain(DomainCmd),
     /// Administrators of the web GUI and API (password + TOTP).
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -162,6 +165,26 @@ pub enum TokenCmd {
     Revoke {
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Our internal domains, their domain keys and what they publish.
+    List,
+    /// The OPENPGPKEY, SMIMEA and _mailenc TXT records for DOMAIN's DNSSEC-signed zone.
+    DnsRecords { domain: String },
+    /// A new domain key for DOMAIN now, certified by the current one.
+    Rollover { domain: String },
+    /// Revoke one of DOMAIN's keys (partners stop using it at their next refresh).
+    Revoke { domain: String, fingerprint: String },
+    /// Partner domains and what is pinned for them (keys, trust, sources, policy).
+    Partners,
+    /// Pin a partner's OpenPGP domain key from FILE by hand (verified).
+    Import { domain: String, file: PathBuf },
+    /// Look a partner domain up now (DNSSEC, WKD).
+    Refresh { domain: String },
+    /// Forget everything pinned for a partner domain.
+    Forget { domain: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,14 @@ fn print_human(cli: &Cli, data: &serde_json::Value) -> anyhow::Result<()> {
             | What::Update(_),
             v,
         ) if !v.is_null() => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+        (What::Domain(DomainCmd::DnsRecords { .. }), v) => {
+            for r in v["records"].as_array().into_iter().flatten() {
+                writeln!(out, "{}", r.as_str().unwrap_or_default())?;
+            }
+        }
+        (What::Domain(_), v) if !v.is_null() => {
+            writeln!(out, "{}", serde_json::to_string_pretty(v)?)?
+        }
         (What::User(UserCmd::Pkcs12 { output, .. }), serde_json::Value::String(b64)) => {
             let der = openssl::base64::decode_block(b64)?;
             std::fs::write(output, der)

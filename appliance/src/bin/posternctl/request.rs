@@ -98,6 +98,7 @@ pub fn request(cli: &Cli) -> anyhow::Result<Command> {
             preferred: prefer.clone(),
         }),
         What::Vip(VipCmd::List) => Command::VipList(req::VipList {}),
+        What::Domain(d) => domain(d)?,
         What::Vip(VipCmd::Move { address, to }) => Command::VipMove(req::VipMove {
             address: address.clone(),
             to: *to,
@@ -143,5 +144,30 @@ pub fn request(cli: &Cli) -> anyhow::Result<Command> {
         What::Hardware => Command::Hardware(req::Hardware {}),
         What::Update(UpdateCmd::Status) => Command::System(req::System {}),
         What::Update(_) => bail!("this update command runs locally"),
+    })
+}
+
+fn domain(d: &DomainCmd) -> anyhow::Result<Command> {
+    let domain = |d: &String| d.clone();
+    Ok(match d {
+        DomainCmd::List => req::DomainList {}.into(),
+        DomainCmd::DnsRecords { domain: d } => req::DomainDnsRecords { domain: domain(d) }.into(),
+        DomainCmd::Rollover { domain: d } => req::DomainRollover { domain: domain(d) }.into(),
+        DomainCmd::Revoke {
+            domain: d,
+            fingerprint,
+        } => req::DomainRevoke {
+            domain: domain(d),
+            fingerprint: fingerprint.clone(),
+        }
+        .into(),
+        DomainCmd::Partners => req::PartnerDomainList {}.into(),
+        DomainCmd::Import { domain: d, file } => req::PartnerDomainImport {
+            domain: domain(d),
+            data: b64_file(file)?,
+        }
+        .into(),
+        DomainCmd::Refresh { domain: d } => req::PartnerDomainRefresh { domain: domain(d) }.into(),
+        DomainCmd::Forget { domain: d } => req::PartnerDomainForget { domain: domain(d) }.into(),
     })
 }

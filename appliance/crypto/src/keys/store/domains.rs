@@ -66,6 +66,16 @@ pub struct PinnedKeySummary {
     pub revoked: bool,
 }
 
+/// One of our domain keys as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainKeyDetail {
+    pub fingerprint: String,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub revoked: bool,
+    pub current: bool,
+}
+
 /// Whether `address` is a domain key's (`domainkey@…`).
 pub fn is_domain_key(address: &str) -> bool {
     address
@@ -190,17 +200,110 @@ impl MemoryKeyStore {
     /// `domain`'s public domain keys that are valid at `now` (newest first): what the
     /// announcement, WKD and DNS publish.
     pub fn domain_public_keys(&self, domain: &str, now: SystemTime) -> Vec<PgpCert> {
+        self.domain_keys_where(domain, |k| {
+            pgp::can_encrypt(k, now) && !pgp::is_revoked(k, now)
+        })
+    }
+
+    /// The public halves of `domain`'s keys that pass `keep`.
+    fn domain_keys_where(&self, domain: &str, keep: impl Fn(&PgpCert) -> bool) -> Vec<PgpCert> {
         let address = domain_key_address(domain);
         let g = self.read();
         g.1.pgp
             .get(&address)
             .map(|keys| {
                 keys.iter()
-                    .filter(|k| pgp::can_encrypt(k, now) && !pgp::is_revoked(k, now))
+                    .filter(|k| keep(k))
                     .map(|k| k.clone().strip_secret_key_material())
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// A new domain key for `domain` now (S/MIME certificate and OpenPGP key, the latter
+    /// certified by the current key): an admin's rollover, ahead of the automatic one.
+    pub fn roll_domain_key(
+        &self,
+        domain: &str,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<(), KeyStoreError> {
+        let address = normalize_address(&domain_key_address(domain))?;
+        if !self.is_enrolled_address(&address) {
+            return Err(KeyStoreError::NotEnrolled(address));
+        }
+        let ca = self.ca()?;
+        let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
+        let new = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
+        let key = match super::KeyStore::pgp_signer(self, &address, now) {
+            Some(old) => pgp::certify(&old, &new, now)?,
+            None => new,
+        };
+        self.update(|s, _, sealer| {
+            let user = s
+                .users
+                .get_mut(&address)
+                .ok_or_else(|| KeyStoreError::NotEnrolled(address.clone()))?;
+            user.smime.insert(0, super::seal_identity(&id, sealer, "")?);
+            user.pgp.insert(0, super::seal_pgp(&key, sealer)?);
+            Ok(())
+        })
+    }
+
+    /// `domain`'s OpenPGP domain keys (newest first): fingerprint, creation and expiry
+    /// (seconds), revoked, and whether it is the one that signs now.
+    pub fn domain_key_details(&self, domain: &str, now: SystemTime) -> Vec<DomainKeyDetail> {
+        let address = domain_key_address(domain);
+        let signer = super::KeyStore::pgp_signer(self, &address, now).map(|k| pgp::fingerprint(&k));
+        let g = self.read();
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        };
+        g.1.pgp
+            .get(&address)
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| {
+                        let fingerprint = pgp::fingerprint(k);
+                        DomainKeyDetail {
+                            current: signer.as_deref() == Some(fingerprint.as_str()),
+                            created: secs(k.primary_key().key().creation_time()),
+                            expires: pgp::expires(k, now).map(secs),
+                            revoked: pgp::is_revoked(k, now),
+                            fingerprint,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What the Web Key Directory serves for `domain`'s hashed local part `hash`: the
+    /// public OpenPGP keys (binary, concatenated) of the enrolled address or domain key
+    /// whose local part hashes to it that have not expired — revoked ones included, so
+    /// partners learn of the revocation; None when there is none.
+    pub fn wkd_keys(&self, domain: &str, hash: &str, now: SystemTime) -> Option<Vec<u8>> {
+        let domain = domain.to_ascii_lowercase();
+        let g = self.read();
+        let (address, keys) = g.1.pgp.iter().find(|(address, _)| {
+            address.rsplit_once('@').is_some_and(|(l, d)| {
+                d == domain && crate::federation::wkd::hashed_local(l) == hash
+            })
+        })?;
+        let mut out = Vec::new();
+        for k in keys.iter().filter(|k| published(k, now)) {
+            out.extend(pgp::public_bytes(k));
+        }
+        tracing::debug!(%address, bytes = out.len(), "WKD key served");
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// `domain`'s published keys: not expired, revoked ones included (their revocation is
+    /// news for partners). The DNS OPENPGPKEY record carries these.
+    pub fn domain_published_keys(&self, domain: &str, now: SystemTime) -> Vec<PgpCert> {
+        self.domain_keys_where(domain, |k| published(k, now))
     }
 
     /// Revokes `domain`'s key `fingerprint` (a revocation signature merged into it, kept
@@ -319,6 +422,11 @@ impl MemoryKeyStore {
                 .ok_or(KeyStoreError::NotEnrolled(domain.clone()))
         })
     }
+}
+
+/// Whether a key is still published: it has not expired (revoked or not).
+fn published(k: &PgpCert, now: SystemTime) -> bool {
+    pgp::expires(k, now).is_none_or(|t| t > now)
 }
 
 /// Whether two records differ only in when keys and policies were last seen, by less than

@@ -26,7 +26,7 @@ use crate::smime::{self, Capabilities, Identity};
 
 mod domains;
 pub use domains::{
-    PartnerDomainRecord, PartnerDomainSummary, PinnedKeyRecord, PinnedKeySummary,
+    DomainKeyDetail, PartnerDomainRecord, PartnerDomainSummary, PinnedKeyRecord, PinnedKeySummary,
     PinnedPolicyRecord, is_domain_key,
 };
 
