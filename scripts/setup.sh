@@ -23,9 +23,14 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev libclang-dev librocksdb-de
 # encrypts; iproute2 makes the network namespaces; procps and coreutils signal and copy;
 # util-linux (setpriv) drops privileges; Debian's Chromium and ChromeDriver drive the web GUI
 # (no test tool downloads a browser); python3-venv holds schemathesis; swaks sends the
-# demo's message; libc-bin (getconf) and git serve the benchmarks' reports.
+# demo's message; libc-bin (getconf) and git serve the benchmarks' reports. The federation
+# tests run knot (a DNSSEC-signing authoritative server: knotd, knotc, keymgr), unbound (the
+# validating resolver), gpg-wks-server and python3's http.server (a domain that publishes
+# only by WKD: tests/peers/https_files.py). No package's
+# service is started or enabled by this setup (see quiet_services): the tests run their own.
 TEST_PACKAGES=(bash coreutils util-linux libc-bin git openssl gnupg gpg gpgconf postfix swaks
-  libnet-ssleay-perl procps iproute2 chromium chromium-driver python3-venv)
+  libnet-ssleay-perl procps iproute2 chromium chromium-driver python3 python3-venv knot unbound
+  gpg-wks-server)
 # image: what image/build.sh and the qemu boot tests run. mmdebstrap installs the Debian tree;
 # erofs-utils, cryptsetup-bin (veritysetup), systemd-boot-efi (the UKI stub), binutils
 # (objcopy), cpio, kmod, zstd build root, hash tree, initramfs and kernel images; dosfstools,
@@ -129,7 +134,28 @@ EOF
   fi
 }
 
+# Installing postfix, knot or unbound must not start a system mail or DNS server (a system
+# unbound would take port 53 and the host's resolv.conf): a policy-rc.d forbids starting
+# services while apt runs, unless the machine has one already, and what got enabled for the
+# next boot is disabled again.
+POLICY_RC=/usr/sbin/policy-rc.d
+quiet_services() {
+  [ -e "$POLICY_RC" ] && return 0
+  printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs packages\nexit 101\n' |
+    "${sudo_cmd[@]}" tee "$POLICY_RC" >/dev/null
+  "${sudo_cmd[@]}" chmod 755 "$POLICY_RC"
+  trap '"${sudo_cmd[@]}" rm -f "$POLICY_RC"' EXIT
+}
+disable_services() {
+  [ -d /run/systemd/system ] || return 0
+  local unit
+  for unit in "$@"; do
+    "${sudo_cmd[@]}" systemctl disable --quiet "$unit" 2>/dev/null || true
+  done
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
+  quiet_services
   rest=()
   qemu=0
   for p in "${missing[@]}"; do
@@ -142,6 +168,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     # private instances with their own configuration.
     echo "postfix postfix/main_mailer_type select No configuration" | "${sudo_cmd[@]}" debconf-set-selections
     apt_get install -y -q --no-install-recommends "${rest[@]}"
+    for p in "${rest[@]}"; do
+      case "$p" in
+      postfix | knot) disable_services "$p" ;;
+      unbound) disable_services unbound unbound-resolvconf ;;
+      esac
+    done
   fi
   [ $qemu -eq 0 ] || install_qemu
 else

@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod dns;
 pub mod https;
 pub mod layers;
 pub mod load;

@@ -102,6 +102,18 @@ peers! {
     Sfdisk => "sfdisk", Debian("fdisk");
     /// Compiles the ACPI thermal zone given to the VM of the hardware boot test.
     Iasl => "iasl", Debian("acpica-tools");
+    /// The authoritative DNS server of the federation tests: signs the lab's zones (DNSSEC).
+    Knotd => "knotd", Debian("knot");
+    /// Reloads knotd's zones after a test changes them.
+    Knotc => "knotc", Debian("knot");
+    /// Prints the DS record of a signed zone: the trust anchor of the lab's resolver.
+    Keymgr => "keymgr", Debian("knot");
+    /// The validating resolver Postern asks in the federation tests (sets AD or SERVFAILs).
+    Unbound => "unbound", Debian("unbound");
+    /// Publishes a WKD-only domain's key (gpg's Web Key Service tools).
+    GpgWksServer => "gpg-wks-server", Debian("gpg-wks-server");
+    /// Runs tests/peers/https_files.py: the web server of a WKD-only domain.
+    Python3 => "python3", Debian("python3");
     /// Checks the REST API against its OpenAPI document.
     Schemathesis => "/var/tmp/postern-py/bin/schemathesis", PyPi("schemathesis");
 }

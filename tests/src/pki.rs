@@ -96,11 +96,43 @@ impl OpensslCa {
     /// Issues an S/MIME certificate (emailProtection, email SAN) for `email`.
     pub fn issue(&self, email: &str) -> SmimeFiles {
         let base = email.replace(['@', '.'], "_");
-        let d = self.dir.join("");
-        let ext = format!(
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=emailProtection\nsubjectAltName=email:{email}\n"
+        let (cert, key) = self.sign(
+            &base,
+            email,
+            &format!(
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=emailProtection\nsubjectAltName=email:{email}\n"
+            ),
         );
-        std::fs::write(d.join(format!("{base}.ext")), ext).expect("ext file");
+        SmimeFiles {
+            email: email.to_owned(),
+            cert,
+            key,
+        }
+    }
+
+    /// Issues a TLS server certificate for the DNS names `names` (the first is the CN):
+    /// certificate and key files.
+    pub fn issue_server(&self, names: &[&str]) -> (PathBuf, PathBuf) {
+        let sans: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        self.sign(
+            &names[0].replace('.', "_"),
+            names[0],
+            &format!(
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={}\n",
+                sans.join(",")
+            ),
+        )
+    }
+
+    /// A new key and a certificate for it with CN `cn` and extensions `ext`, signed by
+    /// the CA: certificate and key files named after `base`.
+    fn sign(&self, base: &str, cn: &str, ext: &str) -> (PathBuf, PathBuf) {
+        let d = self.dir.join("");
+        std::fs::write(
+            d.join(format!("{base}.ext")),
+            format!("basicConstraints=CA:FALSE\n{ext}"),
+        )
+        .expect("ext file");
         must(
             &d,
             Peer::Openssl,
@@ -114,7 +146,7 @@ impl OpensslCa {
                 "-out",
                 &format!("{base}.csr"),
                 "-subj",
-                &format!("/CN={email}"),
+                &format!("/CN={cn}"),
             ],
             b"",
         );
@@ -141,11 +173,7 @@ impl OpensslCa {
             b"",
         );
         let _ = &self.key;
-        SmimeFiles {
-            email: email.to_owned(),
-            cert: d.join(format!("{base}.pem")),
-            key: d.join(format!("{base}.key")),
-        }
+        (d.join(format!("{base}.pem")), d.join(format!("{base}.key")))
     }
 }
 

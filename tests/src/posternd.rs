@@ -139,7 +139,15 @@ impl Posternd {
         } else {
             format!("\n[web]\nlisten = \"{web}\"\n")
         };
-        let config = format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}{web_section}");
+        // Tests stay off the network: partner lookups go to a resolver that refuses at
+        // once (nothing listens on port 9), unless the test runs one of its own.
+        let federation_section = if body.contains("[federation]") {
+            ""
+        } else {
+            "\n[federation]\nresolver = \"127.0.0.1:9\"\n"
+        };
+        let config =
+            format!("[server]\nhostname = \"{HOSTNAME}\"\n{body}{web_section}{federation_section}");
         std::fs::write(dir.join("postern.toml"), config).expect("write config");
         let mut p = Posternd {
             child: None,

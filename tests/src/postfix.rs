@@ -23,6 +23,8 @@ pub struct PostfixOptions {
     /// Run inside this network namespace, smtpd on `listen_ip` (else 127.0.0.1).
     pub netns: Option<String>,
     pub listen_ip: Option<String>,
+    /// More `master.cf` lines (services).
+    pub master: Vec<String>,
 }
 
 impl PostfixOptions {
@@ -34,6 +36,7 @@ impl PostfixOptions {
             extra: Vec::new(),
             netns: None,
             listen_ip: None,
+            master: Vec::new(),
         }
     }
 }
@@ -125,7 +128,11 @@ impl Postfix {
         }
         main.extend(options.extra.iter().cloned());
         std::fs::write(dir.join("main.cf"), main.join("\n") + "\n").expect("main.cf");
-        let master = format!("{ip}:{port} inet n - n - - smtpd\n{SERVICES}");
+        let mut master = format!("{ip}:{port} inet n - n - - smtpd\n{SERVICES}");
+        for line in &options.master {
+            master.push_str(line);
+            master.push('\n');
+        }
         std::fs::write(dir.join("master.cf"), master).expect("master.cf");
         let config_dir = dir.path.clone();
         let out = control(
@@ -168,10 +175,15 @@ impl Postfix {
 
     /// Queues a message through the sendmail of the instance [`Postfix::submitter`] names
     /// (no network involved; from any thread).
-    pub fn submit_with(
+    pub fn submit_with(target: &(PathBuf, Option<String>), from: &str, to: &str, message: &str) {
+        Postfix::submit_to(target, from, &[to], message)
+    }
+
+    /// [`Postfix::submit_with`] for several recipients (one message, one queue file).
+    pub fn submit_to(
         (config_dir, netns): &(PathBuf, Option<String>),
         from: &str,
-        to: &str,
+        to: &[&str],
         message: &str,
     ) {
         use std::io::Write as _;
@@ -179,7 +191,8 @@ impl Postfix {
         let mut child = command
             .arg("-C")
             .arg(config_dir)
-            .args(["-f", from, "--", to])
+            .args(["-f", from, "--"])
+            .args(to)
             .stdin(std::process::Stdio::piped())
             .spawn()
             .expect("run sendmail");

@@ -558,7 +558,7 @@ pub fn document() -> Value {
                 "404": error_response("The thing named does not exist"),
                 "409": error_response("It conflicts with the cluster's state"),
                 "500": error_response("This node failed at something that should not fail"),
-                "503": error_response("The cluster cannot commit or confirm now (no quorum)"),
+                "503": error_response("The cluster cannot commit or confirm now (no quorum), or a partner domain did not answer in time"),
             },
         });
         let p = params(o.path);

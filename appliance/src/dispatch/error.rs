@@ -84,6 +84,7 @@ pub fn kind(e: &ServiceError) -> ErrorKind {
             }
             DomainsError::BadDomain(_) => ErrorKind::Invalid,
             DomainsError::NoDiscovery => ErrorKind::Conflict,
+            DomainsError::TimedOut(..) => ErrorKind::Unavailable,
             DomainsError::Keys(k) => keys(k),
         },
         ServiceError::Task(_) => ErrorKind::Internal,
@@ -156,7 +157,8 @@ fn store(e: &KeyStoreError) -> ErrorKind {
         | KeyStoreError::BadAddress(_)
         | KeyStoreError::Pkcs12
         | KeyStoreError::NoAddress
-        | KeyStoreError::NoSecret => ErrorKind::Invalid,
+        | KeyStoreError::NoSecret
+        | KeyStoreError::NoKey => ErrorKind::Invalid,
         KeyStoreError::NotEnrolled(_) => ErrorKind::NotFound,
         KeyStoreError::Replication(_) => ErrorKind::Unavailable,
         KeyStoreError::Refused(_) => ErrorKind::Conflict,

@@ -3,7 +3,7 @@
 //! answer only when the resolver set AD (authenticated data) — the way Postfix's DANE
 //! trusts its local resolver. Over UDP, then TCP when the answer is truncated.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -43,6 +43,50 @@ pub async fn query(
     name: &str,
     rtype: RecordType,
 ) -> Result<Answer, DnsError> {
+    let reply = ask(resolver, name, rtype).await?;
+    let records = reply
+        .answers()
+        .iter()
+        .filter(|r| r.record_type() == rtype)
+        .filter_map(|r| match r.data() {
+            RData::OPENPGPKEY(k) => Some(k.public_key().to_vec()),
+            RData::TXT(t) => Some(
+                t.txt_data()
+                    .iter()
+                    .flat_map(|s| s.iter().copied())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    Ok(Answer {
+        authentic: reply.authentic_data(),
+        records,
+    })
+}
+
+/// The IPv4 and IPv6 addresses of `host` (for the WKD fetch: federation asks the one
+/// resolver it is configured with for everything; WebPKI, not DNSSEC, vouches for them).
+pub async fn addresses(resolver: SocketAddr, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+    let name = format!("{}.", host.trim_end_matches('.'));
+    let (v4, v6) = tokio::join!(
+        ask(resolver, &name, RecordType::A),
+        ask(resolver, &name, RecordType::AAAA)
+    );
+    let mut out = Vec::new();
+    for reply in [v4?, v6.unwrap_or_default()] {
+        out.extend(reply.answers().iter().filter_map(|r| match r.data() {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        }));
+    }
+    Ok(out)
+}
+
+/// Sends one question and checks the reply answers it; NXDOMAIN and NODATA are a reply
+/// without answers, any other failure code an error.
+async fn ask(resolver: SocketAddr, name: &str, rtype: RecordType) -> Result<Message, DnsError> {
     let qname = Name::from_ascii(name).map_err(|_| DnsError::Name(name.to_owned()))?;
     let id: u16 = rand_id();
     let mut m = Message::new();
@@ -69,28 +113,9 @@ pub async fn query(
         return Err(DnsError::Mismatch);
     }
     match reply.response_code() {
-        ResponseCode::NoError | ResponseCode::NXDomain => {}
-        other => return Err(DnsError::Rcode(other)),
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(reply),
+        other => Err(DnsError::Rcode(other)),
     }
-    let records = reply
-        .answers()
-        .iter()
-        .filter(|r| r.record_type() == rtype)
-        .filter_map(|r| match r.data() {
-            RData::OPENPGPKEY(k) => Some(k.public_key().to_vec()),
-            RData::TXT(t) => Some(
-                t.txt_data()
-                    .iter()
-                    .flat_map(|s| s.iter().copied())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect();
-    Ok(Answer {
-        authentic: reply.authentic_data(),
-        records,
-    })
 }
 
 fn rand_id() -> u16 {

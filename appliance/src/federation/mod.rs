@@ -120,6 +120,28 @@ impl Federation {
         found
     }
 
+    /// [`Federation::lookup`] within `federation.lookup_timeout`, remembered in the
+    /// cache; None when it timed out (what is pinned stays as it was).
+    pub async fn bounded(&self, domain: &str) -> Option<bool> {
+        match tokio::time::timeout(self.config.lookup_timeout, self.lookup(domain)).await {
+            Ok(found) => {
+                self.remember(domain, found);
+                Some(found)
+            }
+            Err(_) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%domain, timeout = ?self.config.lookup_timeout, "partner domain lookup timed out; deciding with what is pinned");
+                self.remember(domain, false);
+                None
+            }
+        }
+    }
+
+    /// The longest a lookup may take.
+    pub fn lookup_timeout(&self) -> std::time::Duration {
+        self.config.lookup_timeout
+    }
+
     fn count(&self, domain: &str, source: Source, notes: &[Note]) {
         for n in notes {
             match n {
@@ -171,11 +193,18 @@ impl Federation {
         if let Ok(a) = keys.as_ref()
             && a.authentic
         {
-            out.keys = a
+            let certs = a
                 .records
                 .iter()
-                .filter_map(|k| domain_key(k, domain))
+                .filter_map(|k| match pgp::parse_cert(k) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(%domain, error = %e, "an OPENPGPKEY record holds no usable OpenPGP key: ignored");
+                        None
+                    }
+                })
                 .collect();
+            out.keys = domain_keys(certs, domain, Source::Dnssec);
         }
         if let Ok(a) = policy.as_ref()
             && a.authentic
@@ -196,36 +225,30 @@ impl Federation {
     async fn wkd(&self, domain: &str) -> Option<Evidence> {
         let mut policy: Option<DomainPolicy> = None;
         for url in fed::wkd::policy_urls(domain) {
-            match wkd::get(&self.tls, &url).await {
+            match wkd::get(&self.tls, self.resolver, &url).await {
                 Ok(Some(body)) => {
                     policy = fed::wkd::parse_policy(&String::from_utf8_lossy(&body)).0;
                     break;
                 }
                 Ok(None) => break,
-                Err(e) => tracing::debug!(%domain, error = %e, "WKD policy"),
+                Err(e) => wkd_failed(domain, &e),
             }
         }
         let mut keys = Vec::new();
         for url in fed::wkd::key_urls(DOMAIN_KEY_LOCAL, domain) {
-            match wkd::get(&self.tls, &url).await {
+            match wkd::get(&self.tls, self.resolver, &url).await {
                 Ok(Some(body)) => {
-                    keys = pgp::parse_keyring(&body)
-                        .map(|certs| {
-                            certs
-                                .into_iter()
-                                .filter_map(|c| domain_key_cert(c, domain))
-                                .collect()
-                        })
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(%domain, error = %e, "WKD answered with something that is not an OpenPGP key");
+                    keys = match pgp::parse_keyring(&body) {
+                        Ok(certs) => domain_keys(certs, domain, Source::Wkd),
+                        Err(e) => {
+                            tracing::warn!(%domain, %url, error = %e, "WKD answered with something that is not an OpenPGP key: ignored");
                             Vec::new()
-                        });
+                        }
+                    };
                     break;
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(%domain, error = %e, "WKD key");
-                }
+                Err(e) => wkd_failed(domain, &e),
             }
         }
         if keys.is_empty() && policy.is_none() {
@@ -239,16 +262,31 @@ impl Federation {
     }
 }
 
-/// A key from the network, if it is `domain`'s domain key (public, the right user ID).
-fn domain_key(bytes: &[u8], domain: &str) -> Option<PgpCert> {
-    domain_key_cert(pgp::parse_cert(bytes).ok()?, domain)
+/// The keys from the network that are `domain`'s domain key (public, the right user ID);
+/// any other is refused with a logged reason (a key for another domain is never pinned).
+fn domain_keys(certs: Vec<PgpCert>, domain: &str, source: Source) -> Vec<PgpCert> {
+    let address = domain_key_address(domain);
+    certs
+        .into_iter()
+        .map(|c| c.strip_secret_key_material())
+        .filter(|c| {
+            let names = pgp::cert_emails(c, SystemTime::now());
+            let ours = names.contains(&address);
+            if !ours {
+                tracing::warn!(%domain, key = %pgp::fingerprint(c), names = ?names, source = source.as_str(), "a key that is not {address}'s was offered: ignored");
+            }
+            ours
+        })
+        .collect()
 }
 
-fn domain_key_cert(cert: PgpCert, domain: &str) -> Option<PgpCert> {
-    let cert = cert.strip_secret_key_material();
-    pgp::cert_emails(&cert, SystemTime::now())
-        .contains(&domain_key_address(domain))
-        .then_some(cert)
+/// A failed WKD fetch: most domains have no WKD host at all (not worth more than a debug
+/// line); anything else — TLS, HTTP status, an oversized answer — is worth a warning.
+fn wkd_failed(domain: &str, e: &wkd::WkdError) {
+    match e {
+        wkd::WkdError::Connect { .. } => tracing::debug!(%domain, error = %e, "no WKD"),
+        _ => tracing::warn!(%domain, error = %e, "WKD fetch refused"),
+    }
 }
 
 impl Discovery for Federation {
@@ -266,14 +304,7 @@ impl Discovery for Federation {
             if self.fresh(domain) {
                 return;
             }
-            match tokio::time::timeout(self.config.lookup_timeout, self.lookup(domain)).await {
-                Ok(found) => self.remember(domain, found),
-                Err(_) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%domain, timeout = ?self.config.lookup_timeout, "partner domain lookup timed out; deciding with what is pinned");
-                    self.remember(domain, false);
-                }
-            }
+            self.bounded(domain).await;
             self.inflight.lock().await.remove(domain);
         })
     }

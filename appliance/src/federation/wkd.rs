@@ -20,6 +20,8 @@ pub enum WkdError {
     Url(String),
     #[error("{host}: {reason}")]
     Connect { host: String, reason: String },
+    #[error("{host}: TLS: {reason}")]
+    Tls { host: String, reason: String },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: {reason}")]
@@ -53,8 +55,36 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Connects to port 443 of `host`, its addresses asked of `resolver` (or of the system,
+/// without one): the first address that answers.
+async fn connect(
+    resolver: Option<std::net::SocketAddr>,
+    host: &str,
+) -> Result<tokio::net::TcpStream, String> {
+    let Some(resolver) = resolver else {
+        return tokio::net::TcpStream::connect((host, 443))
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let addrs = super::dns::addresses(resolver, host)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut last = format!("{host} has no address");
+    for ip in addrs {
+        match tokio::net::TcpStream::connect((ip, 443)).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{ip}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// GETs `url` (https only); the body when the answer is 200, None for 404, else an error.
-pub async fn get(tls: &Arc<rustls::ClientConfig>, url: &str) -> Result<Option<Bytes>, WkdError> {
+pub async fn get(
+    tls: &Arc<rustls::ClientConfig>,
+    resolver: Option<std::net::SocketAddr>,
+    url: &str,
+) -> Result<Option<Bytes>, WkdError> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| WkdError::Url(url.to_owned()))?;
@@ -64,15 +94,16 @@ pub async fn get(tls: &Arc<rustls::ClientConfig>, url: &str) -> Result<Option<By
         host: host.to_owned(),
         reason,
     };
-    let tcp = tokio::net::TcpStream::connect((host, 443))
-        .await
-        .map_err(|e| connect(e.to_string()))?;
+    let tcp = self::connect(resolver, host).await.map_err(connect)?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(host.to_owned()).map_err(|e| connect(e.to_string()))?;
     let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
         .connect(name, tcp)
         .await
-        .map_err(|e| connect(e.to_string()))?;
+        .map_err(|e| WkdError::Tls {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| connect(e.to_string()))?;

@@ -10,6 +10,7 @@ use postern_cluster::join::{Credentials, JoinError, TOKEN_TTL_SECS};
 use postern_cluster::member::{self, StartError};
 use postern_cluster::runner::Handle;
 use postern_cluster::state::Command;
+use postern_crypto::keys::store::is_domain_key;
 
 use super::{Member, MemberError, PROPOSE_TIMEOUT};
 
@@ -143,7 +144,10 @@ impl Member {
                     members: s.state.members.len(),
                 });
             }
-            let (users, partners) = (s.state.users.len(), s.state.partner_keys.len());
+            // Domain keys are made by every node on its own (and the cluster joined has
+            // its own): they are not the node's data.
+            let users = s.state.users.keys().filter(|a| !is_domain_key(a)).count();
+            let partners = s.state.partner_keys.len();
             if users + partners > 0 {
                 return Err(MembershipError::HoldsData { users, partners });
             }

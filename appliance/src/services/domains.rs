@@ -28,6 +28,10 @@ pub enum DomainsError {
     NotPinned(String),
     #[error("this node does not look partner domains up (federation.discover = false)")]
     NoDiscovery,
+    #[error(
+        "looking {0} up took longer than {1:?} (federation.lookup_timeout): its resolver or web server does not answer; what is pinned stays"
+    )]
+    TimedOut(String, std::time::Duration),
     #[error(transparent)]
     Keys(#[from] KeysError),
 }
@@ -247,7 +251,9 @@ impl Domains {
     pub async fn refresh(&self, domain: String) -> Result<views::PartnerDomain, DomainsError> {
         let d = Self::partner_domain(&domain)?;
         let f = self.federation.as_ref().ok_or(DomainsError::NoDiscovery)?;
-        f.lookup(&d).await;
+        if f.bounded(&d).await.is_none() {
+            return Err(DomainsError::TimedOut(d, f.lookup_timeout()));
+        }
         self.partner(&d)
     }
 

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod crypto;
+mod federation;
 mod hardware;
 mod harness;
 mod image;

@@ -275,23 +275,31 @@ pub enum Choice<'a> {
     Nothing,
 }
 
+///
+/// A partner that enforces encryption gets mail only encrypted to a verified key: a key
+/// seen from one unauthenticated source (which an attacker on the path could have put
+/// there) is not good enough for it, and the mail waits (451) until one is verified.
 pub fn choose(pin: &PartnerDomain, now: SystemTime) -> Choice<'_> {
     let usable = |k: &&PinnedKey| {
         !k.revoked && !pgp::is_revoked(&k.cert, now) && pgp::can_encrypt(&k.cert, now)
     };
+    let enforced = enforced(pin, now);
     let best = pin
         .keys
         .iter()
         .filter(usable)
+        .filter(|k| !enforced || k.trust() == Trust::Verified)
         .max_by_key(|k| (k.trust(), k.cert.primary_key().key().creation_time()));
     match best {
         Some(key) => Choice::Use {
             trust: key.trust(),
             key,
         },
-        None if enforced(pin, now) => Choice::Unusable {
+        None if enforced => Choice::Unusable {
             reason: if pin.keys.is_empty() {
                 "the partner enforces encryption and no domain key is known".into()
+            } else if pin.keys.iter().any(|k| usable(&k)) {
+                "the partner enforces encryption and its domain key is not verified yet (one unauthenticated source: not DNSSEC, not two sources agreeing)".into()
             } else {
                 "the partner enforces encryption and every pinned domain key is revoked or expired"
                     .into()

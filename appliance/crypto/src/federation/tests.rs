@@ -208,3 +208,33 @@ fn pins_follow_the_rules() {
     p.policy = None;
     assert!(matches!(pin::choose(&p, now), Choice::Nothing));
 }
+
+#[test]
+fn an_enforcing_partner_gets_only_a_verified_key() {
+    let now = SystemTime::now();
+    let enforce = Some(DomainPolicy {
+        mode: Mode::Enforce,
+        max_age: 3600,
+    });
+    // DNSSEC vouches for the policy, but the key record did not validate.
+    let (p, _) = pin::merge(None, &ev(Source::Dnssec, &[], enforce), now);
+    assert!(pin::enforced(&p, now));
+    assert!(matches!(pin::choose(&p, now), Choice::Unusable { .. }));
+    // WKD alone offers a key: trust on first use, not enough for enforce.
+    let k = key("partner.example", now - DAY);
+    let (p, _) = pin::merge(Some(&p), &ev(Source::Wkd, &[&k], None), now);
+    assert_eq!(p.keys[0].trust(), Trust::Tofu);
+    let Choice::Unusable { reason } = pin::choose(&p, now) else {
+        panic!("a TOFU key used for an enforcing partner")
+    };
+    assert!(reason.contains("not verified"), "{reason}");
+    // The in-band announcement agrees: two sources, verified, used.
+    let (p, _) = pin::merge(Some(&p), &ev(Source::InBand, &[&k], None), now);
+    assert!(matches!(
+        pin::choose(&p, now),
+        Choice::Use {
+            trust: Trust::Verified,
+            ..
+        }
+    ));
+}

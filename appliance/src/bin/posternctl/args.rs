@@ -56,6 +56,14 @@ pub enum What {
     /// API tokens for scripts and Prometheus.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The TLS certificate every node's web listener (GUI, API, WKD) presents: a PEM
+    /// certificate (chain) and its private key; until set, each node's own self-signed one.
+    WebTls {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// The latest administrative actions (GUI, API and CLI), newest first.
     Audit {
         #[arg(long, default_value_t = 50)]

@@ -99,6 +99,15 @@ pub fn request(cli: &Cli) -> anyhow::Result<Command> {
         }),
         What::Vip(VipCmd::List) => Command::VipList(req::VipList {}),
         What::Domain(d) => domain(d)?,
+        What::WebTls { cert, key } => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            Command::WebTlsSet(req::WebTlsSet {
+                cert: read(cert)?,
+                key: read(key)?,
+            })
+        }
         What::Vip(VipCmd::Move { address, to }) => Command::VipMove(req::VipMove {
             address: address.clone(),
             to: *to,

@@ -402,7 +402,7 @@ impl MemoryKeyStore {
             .map(|c| c.strip_secret_key_material())
             .collect::<Vec<_>>();
         if keys.is_empty() {
-            return Err(KeyStoreError::Corrupt("no OpenPGP key in the data".into()));
+            return Err(KeyStoreError::NoKey);
         }
         let evidence = Evidence {
             source: Source::Imported,

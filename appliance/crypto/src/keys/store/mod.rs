@@ -98,6 +98,8 @@ pub enum KeyStoreError {
     NoAddress,
     #[error("the OpenPGP key holds no secret key material")]
     NoSecret,
+    #[error("no OpenPGP key in the data")]
+    NoKey,
     /// The cluster could not commit the change (no quorum, timeout): try again.
     #[error("the change was not stored: {0}")]
     Replication(String),
