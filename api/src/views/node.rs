@@ -32,6 +32,27 @@ pub struct Stats {
     pub bytes_in: u64,
     /// 0 while the node is between clusters.
     pub node_id: u64,
+    #[serde(default)]
+    pub federation: FederationCounters,
+}
+
+/// Partner domain discovery on this node (federation), since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationCounters {
+    /// Lookups that went to the network (not answered from the cache).
+    pub lookups: u64,
+    /// Partner domain keys pinned for the first time or rolled over by a lookup (DNS,
+    /// WKD; in-band announcements are learned from mail, not counted here).
+    pub discovered: u64,
+    /// Lookups whose answer DNSSEC validated.
+    pub verified: u64,
+    /// Different keys refused (the pin stayed).
+    pub refused: u64,
+    /// Lookups that failed or timed out.
+    pub failed: u64,
+    /// Recipients deferred (451 4.7.5): their domain enforces encryption and no verified
+    /// key of it can be used.
+    pub enforced: u64,
 }
 
 /// A component's or the node's hardware health.

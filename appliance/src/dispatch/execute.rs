@@ -96,6 +96,12 @@ impl Dispatcher {
     async fn stats(&self) -> postern_api::views::Stats {
         let mut s = self.trace.counters();
         s.node_id = self.member.node_id().await.unwrap_or(0);
+        if let Some(f) = &self.federation {
+            s.federation = postern_api::views::FederationCounters {
+                enforced: s.federation.enforced,
+                ..f.counters()
+            };
+        }
         s
     }
 

@@ -34,7 +34,7 @@ pub struct FederationStats {
     /// Keys pinned for the first time or replaced by a rollover.
     pub discovered: AtomicU64,
     /// Answers that DNSSEC validated.
-    pub validated: AtomicU64,
+    pub verified: AtomicU64,
     /// Different keys refused (the pin stayed).
     pub refused: AtomicU64,
     /// Lookups that failed (resolver, HTTPS, timeout).
@@ -137,6 +137,19 @@ impl Federation {
         }
     }
 
+    /// The counters (`enforced` is the relay's to fill in).
+    pub fn counters(&self) -> postern_api::views::FederationCounters {
+        let s = &self.stats;
+        postern_api::views::FederationCounters {
+            lookups: s.lookups.load(Ordering::Relaxed),
+            discovered: s.discovered.load(Ordering::Relaxed),
+            verified: s.verified.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            enforced: 0,
+        }
+    }
+
     /// The longest a lookup may take.
     pub fn lookup_timeout(&self) -> std::time::Duration {
         self.config.lookup_timeout
@@ -217,7 +230,7 @@ impl Federation {
         if out.keys.is_empty() && out.policy.is_none() {
             return None;
         }
-        self.stats.validated.fetch_add(1, Ordering::Relaxed);
+        self.stats.verified.fetch_add(1, Ordering::Relaxed);
         Some(out)
     }
 

@@ -207,6 +207,9 @@ impl Driver<'_> {
         loop {
             match self.session.advance(&mut self.input) {
                 Event::Reply(r) => {
+                    if r == reply::DOMAIN_KEY_UNAVAILABLE {
+                        self.trace.enforced.fetch_add(1, Ordering::Relaxed);
+                    }
                     log_reply(&r);
                     out.extend_from_slice(&r.encode());
                 }

@@ -21,6 +21,8 @@ pub struct Trace {
     /// Refused by the downstream or the policy, or failed (4xx/5xx at end of data).
     pub refused: AtomicU64,
     pub bytes_in: AtomicU64,
+    /// Recipients deferred (451 4.7.5) because an enforcing partner had no usable key.
+    pub enforced: AtomicU64,
 }
 
 impl Trace {
@@ -52,6 +54,10 @@ impl Trace {
             refused: self.refused.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             node_id: 0,
+            federation: postern_api::views::FederationCounters {
+                enforced: self.enforced.load(Ordering::Relaxed),
+                ..Default::default()
+            },
         }
     }
 }

@@ -42,6 +42,12 @@ pub async fn render(
         trace.refused.load(Relaxed),
     );
     metric(
+        "postern_federation_enforced_total",
+        "counter",
+        "Recipients deferred (451 4.7.5): their domain enforces encryption and no verified domain key of it can be used.",
+        trace.enforced.load(Relaxed),
+    );
+    metric(
         "postern_received_bytes_total",
         "counter",
         "Message bytes received from upstreams.",
@@ -96,38 +102,37 @@ pub async fn render(
     }
     hardware.metrics(&mut out);
     if let Some(f) = federation {
-        let s = &f.stats;
+        let c = f.counters();
         for (name, help, v) in [
             (
                 "postern_federation_lookups_total",
                 "Partner domain lookups that went to the network.",
-                &s.lookups,
+                c.lookups,
             ),
             (
                 "postern_federation_discovered_total",
-                "Partner domain keys pinned or rolled over.",
-                &s.discovered,
+                "Partner domain keys pinned or rolled over by a lookup (DNS, WKD).",
+                c.discovered,
             ),
             (
-                "postern_federation_validated_total",
-                "Lookups DNSSEC validated.",
-                &s.validated,
+                "postern_federation_verified_total",
+                "Lookups whose answer DNSSEC validated (verified keys and policies).",
+                c.verified,
             ),
             (
                 "postern_federation_refused_total",
                 "Different partner domain keys refused (the pin stayed).",
-                &s.refused,
+                c.refused,
             ),
             (
                 "postern_federation_failed_total",
                 "Lookups that failed or timed out.",
-                &s.failed,
+                c.failed,
             ),
         ] {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Relaxed)
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
     }

@@ -184,6 +184,11 @@ fn federation_hostile_announcements_wkd_and_dns_answers_are_refused_and_replace_
     // B's pin survives a refresh that meets both lies.
     let pin = refresh(&w.a, "b.test");
     assert_eq!(key_fingerprints(&pin), vec![b_key.clone()], "{pin}");
+    let stats = w.a.nodes[0].ctl_json(&["stats"]).expect("stats");
+    assert!(
+        stats["federation"]["refused"].as_u64().unwrap_or(0) >= 1,
+        "the refused key is not counted: {stats}"
+    );
     assert!(
         w.dns.log().contains("validation failure <"),
         "unbound did not see the bogus chain"

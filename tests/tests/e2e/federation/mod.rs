@@ -305,6 +305,20 @@ fn bogus_answer_for_an_enforcing_partner(w: &World) {
     let pin = w.a.pinned(0, "d.test").expect("d.test's policy pinned");
     assert_eq!(pin["enforced"], true, "{pin}");
     assert_eq!(pin["keys"], serde_json::json!([]), "{pin}");
+    // The node's counters (also on /metrics) say so.
+    let stats = w.a.nodes[0].ctl_json(&["stats"]).expect("stats");
+    let f = &stats["federation"];
+    for (counter, at_least) in [
+        ("enforced", 1),
+        ("verified", 1),
+        ("discovered", 1),
+        ("lookups", 3),
+    ] {
+        assert!(
+            f[counter].as_u64().unwrap_or(0) >= at_least,
+            "federation counter {counter}: {stats}"
+        );
+    }
 }
 
 type Publish<'a> = dyn Fn(&World, bool) + 'a;
