@@ -8,6 +8,8 @@
 #   scripts/bench.sh cluster  committed writes/s, join and failover times in process
 #                             (cluster/benches) and through posternd (tests/benches/cluster.rs)
 #   scripts/bench.sh vip      VIP failover time over 20 SIGKILLs, in network namespaces
+#   scripts/bench.sh federation  domain-encrypted msgs/s against S/MIME and pass-through, and
+#                             the RCPT cost of a cached and a cold partner lookup (benches/federation.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,8 @@ case "$bench" in
     crypto) out=bench-results-crypto.md ;;
     cluster) out=bench-results-cluster.md ;;
     vip) out=bench-results-vip.md ;;
-    *) echo "bench.sh: unknown benchmark $bench (relay, crypto, cluster or vip)" >&2; exit 2 ;;
+    federation) out=bench-results-federation.md ;;
+    *) echo "bench.sh: unknown benchmark $bench (relay, crypto, cluster, vip or federation)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT

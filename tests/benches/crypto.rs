@@ -7,24 +7,28 @@
 //! Postfix, openssl and gpg. Progress on stderr, the Markdown report on stdout.
 
 use postern_tests::peers::Peer;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use postern_crypto::keys::ca::Ca;
 use postern_crypto::smime;
-use postern_tests::load::{CountingSink, process_cpu, smtp_source};
+use postern_tests::load::{CountingSink, Load, Target, median};
 use postern_tests::pki::{Gpg, OpensslCa, must};
 use postern_tests::posternd::Posternd;
 use postern_tests::postfix::{Postfix, PostfixOptions};
-use postern_tests::{peers_available, root_available, wait_for};
+use postern_tests::{peers_available, root_available};
 
 const FROM: &str = "from@bench.example";
 const TO: &str = "to@partner.example";
 const SIZE: usize = 10 * 1024;
 const SESSIONS: usize = 4;
 const ROUNDS: usize = 3;
-/// Each measured pass lasts about this long.
-const PASS: Duration = Duration::from_secs(5);
+const LOAD: Load = Load {
+    from: FROM,
+    to: TO,
+    size: SIZE,
+    sessions: SESSIONS,
+    pass: Duration::from_secs(5),
+};
 
 /// Seconds per RSA-2048 signature, from `openssl speed -mr` (one core).
 fn openssl_rsa2048_sign() -> f64 {
@@ -88,24 +92,6 @@ fn postern_sign() -> (f64, f64) {
     (best_cms, best_raw)
 }
 
-struct Scenario {
-    name: &'static str,
-    addr: SocketAddr,
-    sink: CountingSink,
-    pid: Option<u32>,
-    recipients: usize,
-    sent: u64,
-    rates: Vec<f64>,
-    cpu_per_msg: Vec<f64>,
-    _keep: Keep,
-}
-
-#[allow(dead_code)]
-enum Keep {
-    Postern(Posternd),
-    Postfix(Postfix),
-}
-
 fn posternd(sink: &CountingSink, crypto: bool) -> Posternd {
     let extra = if crypto {
         "[crypto]\ninternal_domains = [\"bench.example\"]\npolicy_header = false\n"
@@ -119,59 +105,10 @@ fn posternd(sink: &CountingSink, crypto: bool) -> Posternd {
     p
 }
 
-fn scenario(
-    name: &'static str,
-    sink: CountingSink,
-    keep: Keep,
-    addr: SocketAddr,
-    recipients: usize,
-) -> Scenario {
-    let pid = match &keep {
-        Keep::Postern(p) => Some(p.pid()),
-        Keep::Postfix(_) => None,
-    };
-    Scenario {
-        name,
-        addr,
-        sink,
-        pid,
-        recipients,
-        sent: 0,
-        rates: Vec::new(),
-        cpu_per_msg: Vec::new(),
-        _keep: keep,
-    }
-}
-
-fn settle(s: &Scenario) {
-    let ok = wait_for(Duration::from_secs(180), || {
-        (s.sink.delivered() >= s.sent).then_some(())
-    });
-    assert!(
-        ok.is_some(),
-        "{}: {} of {} delivered",
-        s.name,
-        s.sink.delivered(),
-        s.sent
-    );
-}
-
-fn measure(s: &mut Scenario, tick: f64) {
-    let warm = 20;
-    let secs =
-        smtp_source(s.addr, SESSIONS, warm, SIZE, (FROM, TO, s.recipients)).expect("warm-up");
-    s.sent += warm;
-    settle(s);
-    let count = ((warm as f64 / secs) * PASS.as_secs_f64()).clamp(50.0, 20_000.0) as u64;
-    let cpu0 = s.pid.map(|p| process_cpu(p, tick));
-    let secs = smtp_source(s.addr, SESSIONS, count, SIZE, (FROM, TO, s.recipients)).expect("pass");
-    s.sent += count;
-    settle(s);
-    let cpu1 = s.pid.map(|p| process_cpu(p, tick));
-    s.rates.push(count as f64 / secs);
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        s.cpu_per_msg.push((b - a).as_secs_f64() / count as f64);
-    }
+/// posternd `p` relaying to `sink`, as a target.
+fn postern_target(name: &str, sink: CountingSink, p: Posternd, recipients: usize) -> Target {
+    let (addr, pid) = (p.addr, p.pid());
+    Target::new(name, sink, addr, Some(pid), recipients, p)
 }
 
 /// `writeln!` into a String (cannot fail).
@@ -180,12 +117,6 @@ macro_rules! outln {
         use std::fmt::Write as _;
         let _ = writeln!($out, $($arg)*);
     }};
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -223,37 +154,24 @@ fn main() {
             let sink = CountingSink::start();
             let pf = Postfix::start("bench-crypto-relay", &PostfixOptions::relay_to(sink.port));
             let addr = pf.addr();
-            scenarios.push(scenario(
+            scenarios.push(Target::new(
                 "Postfix relay (queue, fsync)",
                 sink,
-                Keep::Postfix(pf),
                 addr,
+                None,
                 1,
+                pf,
             ));
         }
         {
             let sink = CountingSink::start();
             let p = posternd(&sink, false);
-            let addr = p.addr;
-            scenarios.push(scenario(
-                "posternd pass-through",
-                sink,
-                Keep::Postern(p),
-                addr,
-                1,
-            ));
+            scenarios.push(postern_target("posternd pass-through", sink, p, 1));
         }
         {
             let sink = CountingSink::start();
             let p = posternd(&sink, true);
-            let addr = p.addr;
-            scenarios.push(scenario(
-                "posternd S/MIME sign",
-                sink,
-                Keep::Postern(p),
-                addr,
-                1,
-            ));
+            scenarios.push(postern_target("posternd S/MIME sign", sink, p, 1));
         }
         for recipients in [1, 5] {
             let sink = CountingSink::start();
@@ -267,13 +185,12 @@ fn main() {
                 let files = partner.issue(&address);
                 p.ctl(&["partner", "import", files.cert.to_str().expect("path")]);
             }
-            let addr = p.addr;
             let name = if recipients == 1 {
                 "posternd S/MIME sign+encrypt, 1 recipient"
             } else {
                 "posternd S/MIME sign+encrypt, 5 recipients"
             };
-            scenarios.push(scenario(name, sink, Keep::Postern(p), addr, recipients));
+            scenarios.push(postern_target(name, sink, p, recipients));
         }
         {
             let sink = CountingSink::start();
@@ -281,12 +198,10 @@ fn main() {
             let key = p.dir.join("to.asc");
             std::fs::write(&key, gpg.export(TO)).expect("key");
             p.ctl(&["partner", "import", key.to_str().expect("path")]);
-            let addr = p.addr;
-            scenarios.push(scenario(
+            scenarios.push(postern_target(
                 "posternd OpenPGP sign+encrypt, 1 recipient",
                 sink,
-                Keep::Postern(p),
-                addr,
+                p,
                 1,
             ));
         }
@@ -294,7 +209,7 @@ fn main() {
     for round in 1..=ROUNDS {
         for s in scenarios.iter_mut() {
             eprintln!("crypto bench: round {round}/{ROUNDS}: {}", s.name);
-            measure(s, tick);
+            s.measure(&LOAD, tick);
         }
     }
     let postfix = scenarios.first().map_or(f64::NAN, |s| median(&s.rates));

@@ -1,9 +1,10 @@
 //! A DNSSEC world for the federation tests: knot signs the lab's zones (`test.` and the
-//! child zones a test asks for) and serves them on port 5300 of an address in a network
-//! namespace; unbound, on port 53 of the same address, validates them with the `test.` key
-//! as its trust anchor and answers with AD, or with SERVFAIL when a chain does not
-//! validate — the validating resolver of a real site. Records live one second and unbound
-//! caches nothing longer, so a zone change is seen within a second or two.
+//! child zones a test asks for) and serves them; unbound validates them with the `test.` key
+//! as its trust anchor and answers with AD, or with SERVFAIL when a chain does not validate
+//! — the validating resolver of a real site. In a network namespace they take ports 5300
+//! (knot) and 53 (unbound) of an address there; on the host's 127.0.0.1 (benchmarks), free
+//! ports. Records live one second and unbound caches nothing longer, so a zone change is
+//! seen within a second or two.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Output, Stdio};
@@ -17,18 +18,22 @@ use crate::{Scratch, wait_for};
 pub struct Dns {
     pub dir: Scratch,
     pub ip: Ipv4Addr,
+    /// unbound's port.
+    resolver_port: u16,
     knot: Option<Child>,
     unbound: Option<Child>,
 }
 
-/// The knotd port (unbound has 53).
-const KNOT_PORT: u16 = 5300;
-
 impl Dns {
     /// Starts knotd for `test.` and `children` (zone names with the final dot, each its own
     /// signed zone; their delegation and DS records in `test.` are the test's to publish)
-    /// and unbound, both in namespace `netns` on `ip`.
-    pub fn start(netns: &str, ip: Ipv4Addr, children: &[&str]) -> Dns {
+    /// and unbound, both in namespace `netns` on `ip` — or, without a namespace, on
+    /// 127.0.0.1 at free ports.
+    pub fn start(netns: Option<&str>, ip: Ipv4Addr, children: &[&str]) -> Dns {
+        let (knot_port, resolver_port) = match netns {
+            Some(_) => (5300, 53),
+            None => (crate::free_port(), crate::free_port()),
+        };
         let dir = Scratch::new("dns");
         let d = dir.path.display().to_string();
         for sub in ["knot/db", "knot/kasp", "knot/zones", "unbound"] {
@@ -38,7 +43,7 @@ impl Dns {
         zones.extend(children.iter().map(|z| z.to_string()));
         let zone_list: String = zones.iter().map(|z| format!("  - domain: {z}\n")).collect();
         let conf = format!(
-            "server:\n    rundir: \"{d}/knot\"\n    listen: {ip}@{KNOT_PORT}\n\
+            "server:\n    rundir: \"{d}/knot\"\n    listen: {ip}@{knot_port}\n\
              database:\n    storage: \"{d}/knot/db\"\n    kasp-db: \"{d}/knot/kasp\"\n\
              log:\n  - target: stderr\n    any: info\n\
              policy:\n  - id: lab\n    algorithm: ecdsap256sha256\n    ksk-lifetime: 0\n    zsk-lifetime: 0\n    single-type-signing: on\n    nsec3: off\n\
@@ -49,6 +54,7 @@ impl Dns {
         let mut dns = Dns {
             dir,
             ip,
+            resolver_port,
             knot: None,
             unbound: None,
         };
@@ -57,7 +63,7 @@ impl Dns {
         }
         let log = std::fs::File::create(dns.dir.join("knot/knotd.log")).expect("knot log");
         dns.knot = Some(
-            exec_in(Some(netns), Peer::Knotd.path().expect("knotd installed"))
+            exec_in(netns, Peer::Knotd.path().expect("knotd installed"))
                 .arg("-c")
                 .arg(dns.dir.join("knot/knot.conf"))
                 .stdin(Stdio::null())
@@ -77,30 +83,27 @@ impl Dns {
         }
         let anchor = dns.ds("test.").into_iter().next().expect("a DS for test.");
         let unbound_conf = format!(
-            "server:\n    interface: {ip}@53\n    access-control: 0.0.0.0/0 allow\n    do-not-query-localhost: no\n\
+            "server:\n    interface: {ip}@{resolver_port}\n    access-control: 0.0.0.0/0 allow\n    do-not-query-localhost: no\n\
              username: \"\"\n    chroot: \"\"\n    directory: \"{d}/unbound\"\n    pidfile: \"\"\n\
              use-syslog: no\n    logfile: \"\"\n    do-daemonize: no\n    verbosity: 1\n    val-log-level: 2\n\
              cache-max-ttl: 1\n    cache-max-negative-ttl: 1\n    infra-host-ttl: 1\n\
              module-config: \"validator iterator\"\n    local-zone: \"test.\" nodefault\n\
              trust-anchor: \"{anchor}\"\n\
-             stub-zone:\n    name: \"test.\"\n    stub-addr: {ip}@{KNOT_PORT}\n\
+             stub-zone:\n    name: \"test.\"\n    stub-addr: {ip}@{knot_port}\n\
              remote-control:\n    control-enable: no\n"
         );
         std::fs::write(dns.dir.join("unbound/unbound.conf"), unbound_conf).expect("unbound.conf");
         let log = std::fs::File::create(dns.dir.join("unbound/unbound.log")).expect("log");
         dns.unbound = Some(
-            exec_in(
-                Some(netns),
-                Peer::Unbound.path().expect("unbound installed"),
-            )
-            .arg("-d")
-            .arg("-c")
-            .arg(dns.dir.join("unbound/unbound.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start unbound"),
+            exec_in(netns, Peer::Unbound.path().expect("unbound installed"))
+                .arg("-d")
+                .arg("-c")
+                .arg(dns.dir.join("unbound/unbound.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start unbound"),
         );
         wait_for(Duration::from_secs(20), || {
             dns.log().contains("start of service").then_some(())
@@ -111,7 +114,7 @@ impl Dns {
 
     /// Where Postern asks: unbound.
     pub fn resolver(&self) -> SocketAddr {
-        SocketAddr::from((self.ip, 53))
+        SocketAddr::from((self.ip, self.resolver_port))
     }
 
     fn write_zone(&self, zone: &str, records: &[String]) {

@@ -145,3 +145,107 @@ pub fn smtp_source(
     }
     Ok(elapsed)
 }
+
+/// What every measured pass sends: envelope, message size, parallel sessions, and how long
+/// a pass should last (its message count is sized by a warm-up).
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub size: usize,
+    pub sessions: usize,
+    pub pass: Duration,
+}
+
+/// A system under test: where load goes, the sink that counts what it delivered, its PID
+/// (for CPU time), and the figures of its passes so far. `keep` holds what must run while
+/// it is measured (a posternd, a Postfix).
+pub struct Target {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub sink: CountingSink,
+    pub pid: Option<u32>,
+    /// Recipients per message (smtp-source `-r`).
+    pub recipients: usize,
+    sent: u64,
+    /// msgs/s of each pass.
+    pub rates: Vec<f64>,
+    /// CPU seconds of `pid` per message, each pass.
+    pub cpu_per_msg: Vec<f64>,
+    _keep: Box<dyn std::any::Any>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("rates", &self.rates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    pub fn new(
+        name: &str,
+        sink: CountingSink,
+        addr: SocketAddr,
+        pid: Option<u32>,
+        recipients: usize,
+        keep: impl std::any::Any,
+    ) -> Target {
+        Target {
+            name: name.to_owned(),
+            addr,
+            sink,
+            pid,
+            recipients,
+            sent: 0,
+            rates: Vec::new(),
+            cpu_per_msg: Vec::new(),
+            _keep: Box::new(keep),
+        }
+    }
+
+    /// Waits until the sink has counted everything sent (Postfix queues drain).
+    fn settle(&self) {
+        let ok = wait_for(Duration::from_secs(180), || {
+            (self.sink.delivered() >= self.sent).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{}: {} of {} delivered",
+            self.name,
+            self.sink.delivered(),
+            self.sent
+        );
+    }
+
+    /// One pass: a warm-up of 20 messages sizes the count so the pass lasts `load.pass`;
+    /// records msgs/s and CPU per message (`tick`: clock ticks per second).
+    pub fn measure(&mut self, load: &Load, tick: f64) {
+        let envelope = (load.from, load.to, self.recipients);
+        let warm = 20;
+        let secs =
+            smtp_source(self.addr, load.sessions, warm, load.size, envelope).expect("warm-up");
+        self.sent += warm;
+        self.settle();
+        let count = ((warm as f64 / secs) * load.pass.as_secs_f64()).clamp(50.0, 20_000.0) as u64;
+        let cpu0 = self.pid.map(|p| process_cpu(p, tick));
+        let secs = smtp_source(self.addr, load.sessions, count, load.size, envelope).expect("pass");
+        self.sent += count;
+        self.settle();
+        let cpu1 = self.pid.map(|p| process_cpu(p, tick));
+        self.rates.push(count as f64 / secs);
+        if let (Some(a), Some(b)) = (cpu0, cpu1) {
+            self.cpu_per_msg.push((b - a).as_secs_f64() / count as f64);
+        }
+    }
+}
+
+/// The median (NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}

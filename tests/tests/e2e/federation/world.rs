@@ -348,7 +348,7 @@ impl World {
     /// names of c.test; what the sites publish is each test's to add.
     pub fn new(children: &[&str]) -> World {
         let lab = Lab::new(5);
-        let dns = Dns::start(&lab.nodes[DNS], ip(DNS), children);
+        let dns = Dns::start(Some(&lab.nodes[DNS]), ip(DNS), children);
         let ca = OpensslCa::new("Federation lab WebPKI");
         let a = site(&lab, "a.test", &[A0, A1], &dns, &ca);
         let b = site(&lab, "b.test", &[B], &dns, &ca);
