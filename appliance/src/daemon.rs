@@ -74,6 +74,8 @@ pub struct Daemon {
     rollover_interval: std::time::Duration,
     /// The crypto policy in force (its internal domains get domain keys).
     policy: Arc<postern_crypto::policy::SharedPolicy>,
+    /// Where refused partner keys are reported.
+    federation_alert_to: Option<String>,
 }
 
 impl Daemon {
@@ -197,6 +199,11 @@ impl Daemon {
             web: (web_listener, web_tls),
             hostname: config.server.hostname.clone(),
             watchdog: config.hardware.watchdog.clone(),
+            federation_alert_to: config
+                .federation
+                .alert_to
+                .clone()
+                .or_else(|| config.hardware.alert_to.clone()),
             rollover_interval: crypto.rollover_interval,
             policy: Arc::clone(&policy),
         })
@@ -221,6 +228,7 @@ impl Daemon {
         let keeper = tokio::spawn(crate::tasks::rollover(
             d.keys.clone(),
             self.rollover_interval,
+            Arc::clone(&self.policy),
         ));
         let domains = tokio::spawn(crate::tasks::domain_keys(
             d.keys.clone(),
@@ -245,6 +253,13 @@ impl Daemon {
             Arc::clone(&member),
             Arc::clone(&self.targets),
             self.hostname.clone(),
+            shutdown.clone(),
+        ));
+        let partner_alerts = tokio::spawn(crate::tasks::partners::alerts(
+            Arc::clone(&d.keys.store),
+            Arc::clone(&self.targets),
+            self.hostname.clone(),
+            self.federation_alert_to.clone(),
             shutdown.clone(),
         ));
         let beat = tokio::spawn(crate::tasks::heartbeat(
@@ -273,6 +288,7 @@ impl Daemon {
         domains.abort();
         web.abort();
         hardware.abort();
+        partner_alerts.abort();
         beat.abort();
         // A deliberate stop: disarm the watchdog (a crash leaves it armed, on purpose).
         stop_dog.store(true, std::sync::atomic::Ordering::Relaxed);

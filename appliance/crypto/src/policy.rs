@@ -7,7 +7,7 @@
 //! decrypt for that enrolled user, verify, mark. The subject tags and the content checks
 //! (calendar, TNEF) are applied at end of data by [`crate::engine`].
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::federation::pin::{self, Choice};
 use crate::federation::{DomainPolicy, Mode, domain_of};
@@ -116,6 +116,12 @@ impl SharedPolicy {
 }
 
 impl PolicyConfig {
+    /// How long before a domain key ends the next one is made: half the `max_age` we
+    /// publish (partners keep our policy that long after they last saw it).
+    pub fn domain_rollover_lead(&self) -> Duration {
+        Duration::from_secs(self.domain_policy.map_or(0, |p| p.max_age / 2))
+    }
+
     /// The internal domains named exactly (not `.parent` patterns): the domains that get
     /// a domain key of their own.
     pub fn exact_internal_domains(&self) -> Vec<String> {

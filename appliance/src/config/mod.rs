@@ -46,6 +46,9 @@ pub struct FederationConfig {
     pub refresh: Duration,
     /// How long a domain that published nothing is not asked again.
     pub negative_ttl: Duration,
+    /// Where to mail a refused partner key (someone offered a different key for a pinned
+    /// domain); none: `hardware.alert_to`, if set.
+    pub alert_to: Option<String>,
 }
 
 /// System updates of the appliance image (signed bundles, DESIGN.md §8).

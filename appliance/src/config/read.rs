@@ -322,16 +322,7 @@ impl Reader {
             self.errors
                 .push("hardware.interval: must be at least 1s".into());
         }
-        let alert_to = self
-            .opt_string(t, "hardware.", "alert_to")
-            .filter(|a| !a.is_empty());
-        if let Some(a) = &alert_to
-            && (!a.contains('@') || a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>'))
-        {
-            self.errors.push(format!(
-                "hardware.alert_to: {a:?} is not a mail address (e.g. ops@example.com)"
-            ));
-        }
+        let alert_to = self.mail_address(t, "hardware.", "alert_to");
         HardwareConfig {
             enabled: self.flag(t, "hardware.", "enabled", true),
             interval,
@@ -359,6 +350,17 @@ impl Reader {
         }
     }
 
+    /// An optional mail address (empty: none).
+    fn mail_address(&mut self, t: &Table, section: &str, key: &str) -> Option<String> {
+        let a = self.opt_string(t, section, key).filter(|a| !a.is_empty())?;
+        if !a.contains('@') || a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
+            self.errors.push(format!(
+                "{section}{key}: {a:?} is not a mail address (e.g. ops@example.com)"
+            ));
+        }
+        Some(a)
+    }
+
     fn federation(&mut self, t: &Table) -> FederationConfig {
         let p = "federation.";
         self.known(
@@ -371,6 +373,7 @@ impl Reader {
                 "lookup_timeout",
                 "refresh",
                 "negative_ttl",
+                "alert_to",
             ],
         );
         let resolver = self.opt_string(t, p, "resolver").filter(|r| !r.is_empty());
@@ -393,6 +396,7 @@ impl Reader {
             lookup_timeout: self.duration(t, p, "lookup_timeout", Duration::from_secs(5)),
             refresh: self.duration(t, p, "refresh", Duration::from_secs(3600)),
             negative_ttl: self.duration(t, p, "negative_ttl", Duration::from_secs(900)),
+            alert_to: self.mail_address(t, p, "alert_to"),
         }
     }
 

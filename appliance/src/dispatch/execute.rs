@@ -25,7 +25,10 @@ impl Dispatcher {
             C::PartnerList(_) => Reply::PartnerList(keys.partners().await?),
             C::TrustAdd(r) => Reply::TrustAdd(keys.trust_add(r.data).await?),
             C::CaCert(_) => Reply::CaCert(keys.ca_certificate().await?),
-            C::Rollover(_) => Reply::Rollover(keys.rollover().await?),
+            C::Rollover(_) => Reply::Rollover(
+                keys.rollover(self.domains.policy.get().domain_rollover_lead())
+                    .await?,
+            ),
             C::DomainList(_) => Reply::DomainList(self.domains.list().await?),
             C::DomainRollover(r) => Reply::DomainRollover(self.domains.rollover(r.domain).await?),
             C::DomainRevoke(r) => {

@@ -182,8 +182,9 @@ impl Keys {
     }
 
     /// New keys for every user whose newest expire within a week; the users that got one.
-    pub async fn rollover(&self) -> Result<Vec<String>, KeysError> {
-        self.run(|k, now, validity| Ok(k.rollover(now, validity)?))
+    /// Rolls over what is due; domain keys `domain_lead` ahead of their end at least.
+    pub async fn rollover(&self, domain_lead: Duration) -> Result<Vec<String>, KeysError> {
+        self.run(move |k, now, validity| Ok(k.rollover(now, validity, domain_lead)?))
             .await
     }
 }

@@ -3,7 +3,6 @@
 //! member sees every node's hardware; only changes travel through Raft).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use postern_hardware::health::Report;
 use tokio::sync::watch;
@@ -46,7 +45,9 @@ pub async fn run(
             && let Some(to) = &monitor.config.alert_to
         {
             let text = alert_text(&hostname, &report, &new, &recovered);
-            if let Err(e) = send_alert(&targets.default_address(), &hostname, to, &text).await {
+            if let Err(e) =
+                super::alert::send(&targets.default_address(), &hostname, to, "hw", &text).await
+            {
                 tracing::error!(error = %e, to = %to, "hardware alert mail not sent");
             } else {
                 tracing::info!(to = %to, "hardware alert mail sent");
@@ -103,50 +104,4 @@ fn alert_text(host: &str, report: &Report, new: &[String], recovered: &[String])
     }
     t.push_str("\r\nSee the dashboard or GET /api/v1/hardware for all readings.\r\n");
     t
-}
-
-/// Why an alert mail was not sent.
-#[derive(Debug, thiserror::Error)]
-enum AlertError {
-    #[error("address {address}: {reason}")]
-    Address { address: String, reason: String },
-    #[error("downstream {0:?} is not host:port")]
-    Downstream(String),
-    #[error(transparent)]
-    Smtp(#[from] lettre::transport::smtp::Error),
-}
-
-/// Mails `text` to `to` through the downstream at `relay` (host:port).
-async fn send_alert(relay: &str, host: &str, to: &str, text: &str) -> Result<(), AlertError> {
-    use lettre::AsyncTransport as _;
-    let from = format!("postern@{host}");
-    let address = |a: &str| -> Result<lettre::Address, AlertError> {
-        a.parse()
-            .map_err(|e: lettre::address::AddressError| AlertError::Address {
-                address: a.to_owned(),
-                reason: e.to_string(),
-            })
-    };
-    let envelope = lettre::address::Envelope::new(Some(address(&from)?), vec![address(to)?])
-        .map_err(|e| AlertError::Address {
-            address: to.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let (h, port) = relay
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| AlertError::Downstream(relay.to_owned()))?;
-    let now = now_secs();
-    let subject = text.lines().next().unwrap_or("Hardware");
-    let message = format!(
-        "From: Postern {host} <{from}>\r\nTo: <{to}>\r\nSubject: [postern] {subject}\r\nDate: {}\r\nMessage-ID: <hw-{now}-{}@{host}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nAuto-Submitted: auto-generated\r\n\r\n{text}",
-        postern_crypto::mime::date::Utc::from(SystemTime::now()).rfc5322(),
-        std::process::id()
-    );
-    let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(h)
-        .port(port)
-        .timeout(Some(Duration::from_secs(30)))
-        .build();
-    transport.send_raw(&envelope, message.as_bytes()).await?;
-    Ok(())
 }

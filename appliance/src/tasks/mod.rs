@@ -1,7 +1,10 @@
 //! The daemon's periodic work beside the mail path: the watchdog's heartbeat, key rollover
-//! on the leader, the hardware loop ([`hardware`]) and the VIP agent ([`vips`]).
+//! and domain keys on the leader, the hardware loop ([`hardware`]), the VIP agent
+//! ([`vips`]), and alert mails to the admin ([`alert`], [`partners`]).
 
+pub mod alert;
 pub mod hardware;
+pub mod partners;
 pub mod vips;
 
 use std::time::Duration;
@@ -36,7 +39,11 @@ pub async fn heartbeat(member: std::sync::Arc<Member>, monitor: std::sync::Arc<M
 
 /// Runs the key rollover check on its interval, on the leader only (one node makes the
 /// new keys; the cluster gives them to every node).
-pub async fn rollover(keys: Keys, every: Duration) {
+pub async fn rollover(
+    keys: Keys,
+    every: Duration,
+    policy: std::sync::Arc<postern_crypto::policy::SharedPolicy>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last: Option<tokio::time::Instant> = None;
     loop {
@@ -45,7 +52,7 @@ pub async fn rollover(keys: Keys, every: Duration) {
             continue;
         }
         // The service reads after a barrier: a new leader makes keys from the latest state.
-        match keys.rollover().await {
+        match keys.rollover(policy.get().domain_rollover_lead()).await {
             Err(KeysError::Member(e)) => {
                 tracing::warn!(error = %e, "key rollover postponed");
                 continue;

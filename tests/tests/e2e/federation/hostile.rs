@@ -229,4 +229,25 @@ fn federation_hostile_announcements_wkd_and_dns_answers_are_refused_and_replace_
     }
     assert!(slow.log().contains("GET"), "the slow server was asked");
     assert_eq!(pin_of_b(), vec![b_key], "the pin for b.test changed");
+
+    // The admin heard of the refused keys for b.test: one alert mail (the later refusals
+    // wait an hour), naming a refused key and where it came from.
+    let alert = postern_tests::wait_for(WITHIN, || {
+        w.a.postfix.flush();
+        w.a.mailbox.messages().into_iter().find(|m| {
+            m.rcpt_to == ["postmaster@a.test"]
+                && m.header("subject")
+                    .is_some_and(|s| s.contains("Partner domain key refused for b.test"))
+        })
+    })
+    .expect("no alert mail about the refused b.test keys");
+    let text = alert.text();
+    assert!(
+        text.contains("from in-band") && text.contains("the pinned"),
+        "the alert does not say what was refused:\n{text}"
+    );
+    assert_eq!(
+        alert.header("auto-submitted").as_deref(),
+        Some("auto-generated")
+    );
 }

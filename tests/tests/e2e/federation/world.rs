@@ -161,7 +161,7 @@ fn postern_config(node: usize, domain: &str, dns: &Dns, ca: &OpensslCa) -> Strin
         "[cluster]\nlisten = \"{ip}:7946\"\n\
          [web]\nlisten = \"{ip}:443\"\n\
          [crypto]\ninternal_domains = [\"{domain}\"]\n\
-         [federation]\nresolver = \"{}\"\nwkd_roots = \"{}\"\nrefresh = \"1s\"\nnegative_ttl = \"1s\"\nlookup_timeout = \"3s\"\n",
+         [federation]\nresolver = \"{}\"\nwkd_roots = \"{}\"\nrefresh = \"1s\"\nnegative_ttl = \"1s\"\nlookup_timeout = \"3s\"\nalert_to = \"postmaster@{domain}\"\n",
         dns.resolver(),
         ca.cert.display()
     )

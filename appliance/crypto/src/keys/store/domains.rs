@@ -76,6 +76,20 @@ pub struct DomainKeyDetail {
     pub current: bool,
 }
 
+/// A different key offered for a pinned partner domain and refused (the pin stayed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub domain: String,
+    pub offered: String,
+    pub reason: String,
+    /// `dnssec`, `wkd`, `in-band`.
+    pub source: &'static str,
+    pub time: SystemTime,
+}
+
+/// How many refusals wait for the alert task at most (the oldest go first).
+pub const MAX_REFUSALS: usize = 100;
+
 /// Whether `address` is a domain key's (`domainkey@…`).
 pub fn is_domain_key(address: &str) -> bool {
     address
@@ -373,7 +387,7 @@ impl MemoryKeyStore {
         urgency: Urgency,
     ) -> Result<Vec<Note>, KeyStoreError> {
         let domain = domain.to_ascii_lowercase();
-        self.update_as(urgency, |s, cache, _| {
+        let notes = self.update_as(urgency, |s, cache, _| {
             let (next, notes) = pin::merge(cache.partner_domains.get(&domain), evidence, now);
             let record = PartnerDomainRecord::from_pin(&next);
             // Only what a pin says counts: a refresh that changed nothing but the time is
@@ -386,7 +400,34 @@ impl MemoryKeyStore {
                 s.partner_domains.insert(domain.clone(), record);
             }
             Ok(notes)
-        })
+        })?;
+        for n in &notes {
+            if let Note::Refused { offered, reason } = n {
+                self.refused(Refusal {
+                    domain: domain.clone(),
+                    offered: offered.clone(),
+                    reason: reason.clone(),
+                    source: evidence.source.as_str(),
+                    time: now,
+                });
+            }
+        }
+        Ok(notes)
+    }
+
+    fn refused(&self, r: Refusal) {
+        let mut q = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_REFUSALS {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    /// The refusals since the last call, oldest first (at most [`MAX_REFUSALS`]): what the
+    /// admin must hear of.
+    pub fn take_refusals(&self) -> Vec<Refusal> {
+        let mut q = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        q.drain(..).collect()
     }
 
     /// Imports an OpenPGP domain key for a partner domain by hand (another vendor's gateway,

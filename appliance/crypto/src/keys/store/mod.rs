@@ -27,7 +27,7 @@ use crate::smime::{self, Capabilities, Identity};
 mod domains;
 pub use domains::{
     DomainKeyDetail, PartnerDomainRecord, PartnerDomainSummary, PinnedKeyRecord, PinnedKeySummary,
-    PinnedPolicyRecord, is_domain_key,
+    PinnedPolicyRecord, Refusal, is_domain_key,
 };
 
 /// How long a harvested key may wait for another change of the store to finish.
@@ -233,6 +233,8 @@ pub struct MemoryKeyStore {
     /// One change at a time on this node, each computed from the previous one's result.
     updating: Mutex<()>,
     generation: AtomicU64,
+    /// Partner domain keys refused on this node, not yet taken by the alert task.
+    refusals: Mutex<std::collections::VecDeque<Refusal>>,
 }
 
 impl std::fmt::Debug for MemoryKeyStore {
@@ -350,6 +352,7 @@ impl MemoryKeyStore {
             replication: RwLock::new(None),
             updating: Mutex::new(()),
             generation: AtomicU64::new(0),
+            refusals: Mutex::default(),
         }
     }
 
@@ -661,22 +664,33 @@ impl MemoryKeyStore {
     /// Automatic rollover: every user whose newest S/MIME certificate or OpenPGP key expires
     /// within a week gets a new one (valid for `validity`); the old keys stay for decryption.
     /// Returns the users that rolled over.
+    ///
+    /// A user's keys roll over [`ROLLOVER_BEFORE`] their end; a domain key at least
+    /// `domain_lead` before (half our published `max_age`: a partner that last saw our
+    /// policy just before the rollover learns the next key — certified by the current one —
+    /// at its next look, before the current key stops working).
     pub fn rollover(
         &self,
         now: SystemTime,
         validity: Duration,
+        domain_lead: Duration,
     ) -> Result<Vec<String>, KeyStoreError> {
         let due = {
             let g = self.read();
             let mut due = Vec::new();
             for (address, ids) in &g.1.smime {
+                let before = if is_domain_key(address) {
+                    ROLLOVER_BEFORE.max(domain_lead)
+                } else {
+                    ROLLOVER_BEFORE
+                };
                 let newest_end = ids.iter().filter_map(|i| ca::not_after(&i.cert)).max();
-                let smime_due = newest_end.is_some_and(|t| t <= now + ROLLOVER_BEFORE);
+                let smime_due = newest_end.is_some_and(|t| t <= now + before);
                 let pgp_due = g.1.pgp.get(address).is_some_and(|keys| {
                     keys.iter()
                         .filter_map(|k| pgp::expires(k, now))
                         .max()
-                        .is_some_and(|t| t <= now + ROLLOVER_BEFORE)
+                        .is_some_and(|t| t <= now + before)
                         || keys.iter().all(|k| !pgp::can_sign(k, now))
                 });
                 if smime_due || pgp_due {

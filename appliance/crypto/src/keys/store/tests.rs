@@ -40,7 +40,7 @@ fn rollover_keeps_old_keys_for_decryption() {
     let now = SystemTime::now();
     s.enrol("bob@example.com", now, 5 * DAY).unwrap();
     assert_eq!(
-        s.rollover(now, 365 * DAY).unwrap(),
+        s.rollover(now, 365 * DAY, Duration::ZERO).unwrap(),
         vec!["bob@example.com".to_owned()]
     );
     let u = s.user("bob@example.com").unwrap();
@@ -49,7 +49,11 @@ fn rollover_keeps_old_keys_for_decryption() {
     assert_eq!(smime::serial_hex(&signing.cert), u.smime[0].serial);
     assert_eq!(s.smime_identities("bob@example.com").len(), 2);
     // Nothing due any more.
-    assert!(s.rollover(now, 365 * DAY).unwrap().is_empty());
+    assert!(
+        s.rollover(now, 365 * DAY, Duration::ZERO)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -100,7 +104,7 @@ fn domain_keys_roll_over_vouched_and_revoke() {
     // Rollover a week before expiry: the next key is certified by the current one.
     let later = now + 4 * DAY;
     assert_eq!(
-        s.rollover(later, 10 * DAY).unwrap(),
+        s.rollover(later, 10 * DAY, Duration::ZERO).unwrap(),
         std::slice::from_ref(&address)
     );
     let next = s.pgp_signer(&address, later).unwrap();
@@ -117,6 +121,26 @@ fn domain_keys_roll_over_vouched_and_revoke() {
         s.pgp_signer(&address, later).map(|k| pgp::fingerprint(&k)),
         Some(pgp::fingerprint(&first))
     );
+}
+
+#[test]
+fn domain_keys_roll_over_half_a_max_age_ahead_users_a_week_ahead() {
+    use crate::federation::domain_key_address;
+    let s = store();
+    let now = SystemTime::now();
+    s.enrol("user@corp.example", now, 40 * DAY).unwrap();
+    s.ensure_domain_key("corp.example", now, 40 * DAY).unwrap();
+    // 25 days left: nothing is due with a week's lead.
+    let later = now + 15 * DAY;
+    assert!(
+        s.rollover(later, 40 * DAY, Duration::ZERO)
+            .unwrap()
+            .is_empty()
+    );
+    // We publish max_age = 60 days: the domain key rolls over 30 days ahead, the user not.
+    let rolled = s.rollover(later, 40 * DAY, 30 * DAY).unwrap();
+    assert_eq!(rolled, [domain_key_address("corp.example")]);
+    assert_eq!(s.domain_public_keys("corp.example", later).len(), 2);
 }
 
 #[test]
