@@ -257,6 +257,7 @@ fn apply_overrides(table: &mut Table, o: &Overrides) {
 mod read;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use read::Reader;
-pub use read::{parse_duration, parse_size};
+pub use values::{parse_duration, parse_size};
