@@ -47,7 +47,7 @@ pub enum StartError {
     #[error("cannot make a key store sealer: {0}")]
     Sealer(String),
     #[error("federation: {0}")]
-    Federation(String),
+    Federation(#[from] crate::federation::wkd::RootsError),
     #[error("web server: {0}")]
     Web(String),
     #[error("control socket {path}: {source}")]
@@ -131,10 +131,7 @@ impl Daemon {
         );
         let targets = Arc::new(Targets::new(targets));
         let trace = Arc::new(Trace::default());
-        let federation = Arc::new(
-            Federation::new(Arc::clone(&keys), &config.federation)
-                .map_err(StartError::Federation)?,
-        );
+        let federation = Arc::new(Federation::new(Arc::clone(&keys), &config.federation)?);
         let mut dispatcher = Dispatcher::new(
             config,
             Arc::clone(&keys),

@@ -21,8 +21,9 @@ use postern_cluster::state::{
     PartnerDomain as ClusterPartnerDomain, State, User as ClusterUser,
 };
 use postern_crypto::keys::store::{
-    Change, HarvestedCert, HarvestedPgp, PartnerDomainRecord, PartnerRecord, PinnedKeyRecord,
-    PinnedPolicyRecord, Replication, SealedIdentity, SealedPgp, StoreState, Urgency, UserRecord,
+    Change, HarvestedCert, HarvestedPgp, PartnerDomainRecord, PartnerRecord, PinnedCertRecord,
+    PinnedKeyRecord, PinnedPolicyRecord, Replication, SealedIdentity, SealedPgp, StoreState,
+    Urgency, UserRecord,
 };
 use postern_crypto::keys::{KeyStoreError, ca};
 use postern_crypto::pgp;
@@ -125,6 +126,9 @@ fn identity_record(id: &SealedIdentity) -> KeyRecord {
     if !id.chain.is_empty() {
         meta.insert("chain".to_owned(), id.chain.concat());
     }
+    if id.revoked {
+        meta.insert("revoked".to_owned(), "true".to_owned());
+    }
     KeyRecord {
         kind: SMIME.into(),
         public: id.cert.clone(),
@@ -144,6 +148,7 @@ fn identity_from(k: &KeyRecord) -> SealedIdentity {
         cert: k.public.clone(),
         chain,
         key: k.sealed_private.clone().unwrap_or_default(),
+        revoked: k.meta.get("revoked").is_some_and(|v| v == "true"),
     }
 }
 
@@ -296,6 +301,20 @@ fn partner_domain_to(r: &PartnerDomainRecord) -> ClusterPartnerDomain {
                 ]
                 .into(),
             })
+            .chain(r.certs.iter().map(|c| {
+                KeyRecord {
+                    kind: SMIME.into(),
+                    public: c.cert.clone(),
+                    sealed_private: None,
+                    not_after: cert_not_after(&c.cert),
+                    meta: [
+                        ("sources".to_owned(), c.sources.join(",")),
+                        ("first_seen".to_owned(), c.first_seen.to_string()),
+                        ("last_seen".to_owned(), c.last_seen.to_string()),
+                    ]
+                    .into(),
+                }
+            }))
             .collect(),
         policy: r.policy.as_ref().map(|p| DomainPolicyRecord {
             mode: p.mode.clone(),
@@ -309,17 +328,32 @@ fn partner_domain_to(r: &PartnerDomainRecord) -> ClusterPartnerDomain {
 
 fn partner_domain_from(r: &ClusterPartnerDomain) -> PartnerDomainRecord {
     let meta = |k: &KeyRecord, name: &str| k.meta.get(name).cloned().unwrap_or_default();
+    let sources = |k: &KeyRecord| -> Vec<String> {
+        meta(k, "sources")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     PartnerDomainRecord {
+        certs: r
+            .keys
+            .iter()
+            .filter(|k| k.kind == SMIME)
+            .map(|k| PinnedCertRecord {
+                cert: k.public.clone(),
+                sources: sources(k),
+                first_seen: meta(k, "first_seen").parse().unwrap_or_default(),
+                last_seen: meta(k, "last_seen").parse().unwrap_or_default(),
+            })
+            .collect(),
         keys: r
             .keys
             .iter()
+            .filter(|k| k.kind == OPENPGP)
             .map(|k| PinnedKeyRecord {
                 cert: k.public.clone(),
-                sources: meta(k, "sources")
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                sources: sources(k),
                 first_seen: meta(k, "first_seen").parse().unwrap_or_default(),
                 last_seen: meta(k, "last_seen").parse().unwrap_or_default(),
                 revoked: meta(k, "revoked") == "true",
@@ -465,11 +499,40 @@ mod tests {
         let ev = postern_crypto::federation::pin::Evidence {
             source: postern_crypto::federation::pin::Source::InBand,
             keys: vec![k.strip_secret_key_material()],
+            certs: Vec::new(),
             policy: None,
         };
         assert!(!origin.learn_domain("partner.example", &ev, now).is_empty());
         assert_eq!(mirror.partner_domains(now), origin.partner_domains(now));
         assert_eq!(mirror.partner_domains(now).len(), 1);
+        // An S/MIME domain certificate pinned beside it, and our own one revoked.
+        let vendor = partner
+            .issue(
+                "domainkey@partner.example",
+                now,
+                now + Duration::from_secs(86_400),
+            )
+            .unwrap();
+        origin
+            .import_partner_domain("partner.example", &vendor.cert.to_pem().unwrap(), now)
+            .unwrap();
+        assert_eq!(mirror.partner_domains(now), origin.partner_domains(now));
+        assert_eq!(mirror.partner_domains(now)[0].certs.len(), 1);
+        let ours = origin
+            .signing_identity("domainkey@corp.example", now)
+            .unwrap();
+        origin
+            .revoke_domain_key(
+                "corp.example",
+                &postern_crypto::smime::fingerprint(&ours.cert),
+                now,
+            )
+            .unwrap();
+        assert!(
+            mirror
+                .domain_published_certs("corp.example", now)
+                .is_empty()
+        );
 
         let state = leader.state.lock().unwrap().clone();
         let restored = MemoryKeyStore::new(Sealer::new([0; 32]));

@@ -225,6 +225,9 @@ impl StateMirror {
 
     fn set_policy(&self, state: &State) {
         let next = effective(&self.readers.base_policy, &state.settings);
+        self.readers
+            .keys
+            .set_domain_lead(next.domain_rollover_lead());
         if *self.readers.policy.get() != next {
             tracing::info!(
                 internal_domains = ?next.internal_domains,

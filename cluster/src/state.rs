@@ -106,8 +106,9 @@ pub struct HardwareRecord {
     pub time: u64,
 }
 
-/// What is pinned for a partner domain (federation): its domain keys (public; `meta`:
-/// `sources`, `first_seen`, `last_seen`, `revoked`) and its policy.
+/// What is pinned for a partner domain (federation): its domain keys (public; `kind`
+/// `openpgp` for OpenPGP keys, `smime` for S/MIME domain certificates; `meta`: `sources`,
+/// `first_seen`, `last_seen`, and `revoked` for OpenPGP keys) and its policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerDomain {
     /// Newest first.

@@ -42,6 +42,19 @@ pub struct DomainKey {
     pub current: bool,
 }
 
+/// One of our S/MIME domain certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainCert {
+    pub serial: String,
+    /// SHA-256 of the certificate, hex (what `domain revoke` takes).
+    pub fingerprint: String,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub revoked: bool,
+    /// The certificate that signs our domain-encrypted S/MIME mail now.
+    pub current: bool,
+}
+
 /// One of our internal domains with its domain key (`domainkey@DOMAIN`) and what it
 /// publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +64,7 @@ pub struct Domain {
     /// Newest first.
     pub keys: Vec<DomainKey>,
     /// The S/MIME domain certificates (from the built-in CA), newest first.
-    pub smime: Vec<Cert>,
+    pub smime: Vec<DomainCert>,
     /// What we publish: `testing` or `enforce`; None: nothing (federation.mode = off).
     pub mode: Option<String>,
     pub max_age: Option<u64>,
@@ -78,11 +91,32 @@ pub struct PinnedKey {
     pub revoked: bool,
 }
 
+/// A partner domain's pinned S/MIME domain certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedCert {
+    /// SHA-256 of the certificate, hex.
+    pub fingerprint: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Seconds since the epoch.
+    pub not_after: u64,
+    /// `verified` (a certificate is pinned only from DNSSEC or by the admin).
+    pub trust: String,
+    /// `dnssec`, `imported`.
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
 /// What is pinned for a partner domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartnerDomain {
     pub domain: String,
+    /// OpenPGP domain keys, newest first.
     pub keys: Vec<PinnedKey>,
+    /// S/MIME domain certificates, newest first.
+    #[serde(default)]
+    pub certs: Vec<PinnedCert>,
     pub mode: Option<String>,
     pub max_age: Option<u64>,
     pub policy_seen: Option<u64>,

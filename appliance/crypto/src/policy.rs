@@ -22,8 +22,11 @@ pub const DEFAULT_MAX_AGE: u64 = 7 * 86_400;
 pub enum Method {
     Smime,
     OpenPgp,
-    /// Encrypted to the recipient domain's key (federation).
+    /// Encrypted to the recipient domain's OpenPGP key (federation).
     DomainKey,
+    /// Encrypted to the recipient domain's S/MIME certificate (federation with a gateway
+    /// that publishes SMIMEA, or whose certificate the admin imported).
+    DomainSmime,
     /// The recipient's domain enforces encryption and none of its domain keys can be used:
     /// refused for now (451), never sent in the clear.
     DomainUnavailable,
@@ -39,6 +42,7 @@ impl Method {
             Method::Smime => "S/MIME",
             Method::OpenPgp => "OpenPGP",
             Method::DomainKey => "domain key",
+            Method::DomainSmime => "domain certificate",
             Method::DomainUnavailable => "domain key unavailable",
             Method::Portal => "portal",
             Method::SignedOnly => "signed only",
@@ -231,6 +235,18 @@ pub fn decide(
                         "domain key: {domain} has domain key {} ({}, from {})",
                         key.fingerprint(),
                         trust.as_str(),
+                        sources.join(", ")
+                    ),
+                );
+            }
+            Choice::UseCert { cert } => {
+                let sources: Vec<&str> = cert.sources.iter().map(|s| s.as_str()).collect();
+                return d(
+                    Class::Outbound(Method::DomainSmime),
+                    format!(
+                        "domain key: {domain} has S/MIME domain certificate {} ({}, from {})",
+                        cert.fingerprint(),
+                        cert.trust().as_str(),
                         sources.join(", ")
                     ),
                 );

@@ -158,7 +158,10 @@ fn store(e: &KeyStoreError) -> ErrorKind {
         | KeyStoreError::Pkcs12
         | KeyStoreError::NoAddress
         | KeyStoreError::NoSecret
-        | KeyStoreError::NoKey => ErrorKind::Invalid,
+        | KeyStoreError::NoKey
+        | KeyStoreError::NoDomainKey
+        | KeyStoreError::WrongDomain { .. }
+        | KeyStoreError::Expired(_) => ErrorKind::Invalid,
         KeyStoreError::NotEnrolled(_) => ErrorKind::NotFound,
         KeyStoreError::Replication(_) => ErrorKind::Unavailable,
         KeyStoreError::Refused(_) => ErrorKind::Conflict,

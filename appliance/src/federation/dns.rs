@@ -1,4 +1,4 @@
-//! Asks a validating resolver for a partner domain's OPENPGPKEY record (for
+//! Asks a validating resolver for a partner domain's OPENPGPKEY and SMIMEA records (for
 //! `domainkey@DOMAIN`) and its `_mailenc` TXT policy, with the DNSSEC OK bit, and trusts an
 //! answer only when the resolver set AD (authenticated data) — the way Postfix's DANE
 //! trusts its local resolver. Over UDP, then TCP when the answer is truncated.
@@ -32,11 +32,12 @@ pub enum DnsError {
 pub struct Answer {
     /// The resolver validated it (AD set).
     pub authentic: bool,
-    /// The record data: OPENPGPKEY public keys, or TXT strings joined per record.
+    /// The record data: OPENPGPKEY public keys, TXT strings joined per record, or SMIMEA
+    /// record data.
     pub records: Vec<Vec<u8>>,
 }
 
-/// Asks `resolver` for `name`/`rtype` (OPENPGPKEY or TXT); NXDOMAIN and NODATA are an empty
+/// Asks `resolver` for `name`/`rtype` (OPENPGPKEY, TXT or SMIMEA); NXDOMAIN and NODATA are an empty
 /// answer, SERVFAIL (which is what a validating resolver says for a bogus answer) an error.
 pub async fn query(
     resolver: SocketAddr,
@@ -56,6 +57,8 @@ pub async fn query(
                     .flat_map(|s| s.iter().copied())
                     .collect(),
             ),
+            // SMIMEA: hickory has no type for it; the record data as it came.
+            RData::Unknown { rdata, .. } => Some(rdata.anything().to_vec()),
             _ => None,
         })
         .collect();

@@ -2,7 +2,8 @@
 //! domain-encrypted, the relay asks here (the [`Discovery`] port) before the recipient's
 //! treatment is decided. A domain seen recently is answered from the cache in microseconds;
 //! otherwise, within `federation.lookup_timeout`, the validating resolver is asked for the
-//! domain key's OPENPGPKEY and the `_mailenc` policy (DNSSEC: authoritative), then the Web
+//! domain key's OPENPGPKEY and SMIMEA records and the `_mailenc` policy (DNSSEC:
+//! authoritative), then the Web
 //! Key Directory (HTTPS). What they say goes into the key store's pin for the domain
 //! (`postern_crypto::federation::pin`), which is replicated; the pin's rules, not this
 //! module, decide what is trusted. Concurrent lookups of one domain wait for the first.
@@ -61,7 +62,10 @@ pub struct Federation {
 
 impl Federation {
     /// The service for `config`; the resolver is the configured one or resolv.conf's first.
-    pub fn new(keys: Arc<MemoryKeyStore>, config: &FederationConfig) -> Result<Federation, String> {
+    pub fn new(
+        keys: Arc<MemoryKeyStore>,
+        config: &FederationConfig,
+    ) -> Result<Federation, wkd::RootsError> {
         let resolver = config.resolver.or_else(|| {
             std::fs::read_to_string("/etc/resolv.conf")
                 .ok()
@@ -113,7 +117,7 @@ impl Federation {
             .into_iter()
             .flatten()
         {
-            found |= !ev.keys.is_empty() || ev.policy.is_some();
+            found |= !ev.keys.is_empty() || !ev.certs.is_empty() || ev.policy.is_some();
             let notes = self.keys.learn_domain(domain, &ev, SystemTime::now());
             self.count(domain, ev.source, &notes);
         }
@@ -181,17 +185,28 @@ impl Federation {
     async fn dns(&self, domain: &str) -> Option<Evidence> {
         let resolver = self.resolver?;
         let key_name = fed::dns::openpgpkey_name(DOMAIN_KEY_LOCAL, domain);
+        let cert_name = fed::dns::smimea_name(DOMAIN_KEY_LOCAL, domain);
         let policy_name = fed::dns::policy_name(domain);
-        let (keys, policy) = tokio::join!(
+        let (keys, certs, policy) = tokio::join!(
             dns::query(resolver, &key_name, RecordType::OPENPGPKEY),
+            dns::query(
+                resolver,
+                &cert_name,
+                RecordType::from(fed::dns::SMIMEA_TYPE)
+            ),
             dns::query(resolver, &policy_name, RecordType::TXT),
         );
         let mut out = Evidence {
             source: Source::Dnssec,
             keys: Vec::new(),
+            certs: Vec::new(),
             policy: None,
         };
-        for (what, answer) in [("OPENPGPKEY", &keys), ("policy", &policy)] {
+        for (what, answer) in [
+            ("OPENPGPKEY", &keys),
+            ("SMIMEA", &certs),
+            ("policy", &policy),
+        ] {
             match answer {
                 Err(e) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +234,11 @@ impl Federation {
                 .collect();
             out.keys = domain_keys(certs, domain, Source::Dnssec);
         }
+        if let Ok(a) = certs.as_ref()
+            && a.authentic
+        {
+            out.certs = domain_certs(&a.records, domain);
+        }
         if let Ok(a) = policy.as_ref()
             && a.authentic
         {
@@ -227,7 +247,7 @@ impl Federation {
                 fed::dns::parse_policy_text(&text).map(|(p, _)| p)
             });
         }
-        if out.keys.is_empty() && out.policy.is_none() {
+        if out.keys.is_empty() && out.certs.is_empty() && out.policy.is_none() {
             return None;
         }
         self.stats.verified.fetch_add(1, Ordering::Relaxed);
@@ -270,6 +290,7 @@ impl Federation {
         Some(Evidence {
             source: Source::Wkd,
             keys,
+            certs: Vec::new(),
             policy,
         })
     }
@@ -289,6 +310,30 @@ fn domain_keys(certs: Vec<PgpCert>, domain: &str, source: Source) -> Vec<PgpCert
                 tracing::warn!(%domain, key = %pgp::fingerprint(c), names = ?names, source = source.as_str(), "a key that is not {address}'s was offered: ignored");
             }
             ours
+        })
+        .collect()
+}
+
+/// The certificates of validated SMIMEA records that are `domain`'s, valid now; any other
+/// is refused with a logged reason.
+fn domain_certs(records: &[Vec<u8>], domain: &str) -> Vec<openssl::x509::X509> {
+    let now = SystemTime::now();
+    records
+        .iter()
+        .filter_map(|r| match fed::dns::parse_smimea(r) {
+            Ok(c) if !postern_crypto::smime::names_domain(&c, domain) => {
+                tracing::warn!(%domain, names = ?postern_crypto::smime::cert_emails(&c), "an SMIMEA certificate that is not issued for the domain: ignored");
+                None
+            }
+            Ok(c) if !postern_crypto::keys::ca::valid_at(&c, now) => {
+                tracing::warn!(%domain, fingerprint = %postern_crypto::smime::fingerprint(&c), "an SMIMEA certificate that is expired or not valid yet: ignored");
+                None
+            }
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "an SMIMEA record ignored");
+                None
+            }
         })
         .collect()
 }

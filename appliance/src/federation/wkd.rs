@@ -28,28 +28,41 @@ pub enum WkdError {
     Body { url: String, reason: String },
 }
 
+/// Why the WKD client cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    #[error("federation.wkd_roots {path}: {reason}")]
+    Roots {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
 /// The TLS client configuration WKD fetches use.
 pub fn client_config(
     extra_roots: Option<&std::path::Path>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
+) -> Result<Arc<rustls::ClientConfig>, RootsError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for c in native.certs {
         let _ = roots.add(c);
     }
     if let Some(path) = extra_roots {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bad = |reason: String| RootsError::Roots {
+            path: path.to_owned(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let c = c.map_err(|e| bad(e.to_string()))?;
+            roots.add(c).map_err(|e| bad(e.to_string()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -60,23 +73,27 @@ pub fn client_config(
 async fn connect(
     resolver: Option<std::net::SocketAddr>,
     host: &str,
-) -> Result<tokio::net::TcpStream, String> {
+) -> Result<tokio::net::TcpStream, WkdError> {
+    let failed = |reason: String| WkdError::Connect {
+        host: host.to_owned(),
+        reason,
+    };
     let Some(resolver) = resolver else {
         return tokio::net::TcpStream::connect((host, 443))
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| failed(e.to_string()));
     };
     let addrs = super::dns::addresses(resolver, host)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut last = format!("{host} has no address");
+        .map_err(|e| failed(e.to_string()))?;
+    let mut last = "no address".to_owned();
     for ip in addrs {
         match tokio::net::TcpStream::connect((ip, 443)).await {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{ip}: {e}"),
         }
     }
-    Err(last)
+    Err(failed(last))
 }
 
 /// GETs `url` (https only); the body when the answer is 200, None for 404, else an error.
@@ -94,7 +111,7 @@ pub async fn get(
         host: host.to_owned(),
         reason,
     };
-    let tcp = self::connect(resolver, host).await.map_err(connect)?;
+    let tcp = self::connect(resolver, host).await?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(host.to_owned()).map_err(|e| connect(e.to_string()))?;
     let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))

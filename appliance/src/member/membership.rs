@@ -163,6 +163,10 @@ impl Member {
         if let Some((handle, old)) = leaving {
             handle.shutdown().await;
             *running = None;
+            // Nothing of the cluster left may reach the one joined: keys being made now from
+            // the old CA are refused at commit, and the joined cluster's snapshot fills the
+            // store again (a failed join restores the old one).
+            self.readers.keys.clear();
             match self.files.retire(SystemTime::now()) {
                 Ok(k) => {
                     tracing::info!(cluster = %old, kept = %k.display(), "left the single-member cluster to join another");

@@ -71,6 +71,20 @@ fn partner_view(p: PartnerDomainSummary) -> views::PartnerDomain {
                 revoked: k.revoked,
             })
             .collect(),
+        certs: p
+            .certs
+            .into_iter()
+            .map(|c| views::PinnedCert {
+                fingerprint: c.fingerprint,
+                subject: c.subject,
+                issuer: c.issuer,
+                not_after: c.not_after,
+                trust: c.trust,
+                sources: c.sources,
+                first_seen: c.first_seen,
+                last_seen: c.last_seen,
+            })
+            .collect(),
         mode: p.mode,
         max_age: p.max_age,
         policy_seen: p.policy_seen,
@@ -106,18 +120,17 @@ impl Domains {
                 })
                 .collect(),
             smime: store
-                .user(&address)
-                .map(|u| {
-                    u.smime
-                        .into_iter()
-                        .map(|c| views::Cert {
-                            serial: c.serial,
-                            not_before: c.not_before,
-                            not_after: c.not_after,
-                        })
-                        .collect()
+                .domain_cert_details(domain, now)
+                .into_iter()
+                .map(|c| views::DomainCert {
+                    serial: c.serial,
+                    fingerprint: c.fingerprint,
+                    not_before: c.not_before,
+                    not_after: c.not_after,
+                    revoked: c.revoked,
+                    current: c.current,
                 })
-                .unwrap_or_default(),
+                .collect(),
             mode: policy.map(|p| p.mode.as_str().to_owned()),
             max_age: policy.map(|p| p.max_age),
             address,
@@ -183,11 +196,12 @@ impl Domains {
             keyring.extend(pgp::public_bytes(&k));
         }
         records.push(fed::dns::openpgpkey_record(DOMAIN_KEY_LOCAL, &d, &keyring));
-        if let Some(pem) = store.export_user_certs(&domain_key_address(&d))
-            && let Ok(cert) = openssl::x509::X509::from_pem(pem.as_bytes())
-            && let Ok(der) = cert.to_der()
-        {
-            records.push(fed::dns::smimea_record(DOMAIN_KEY_LOCAL, &d, &der));
+        // Every certificate valid now and not revoked: the current one and, after a
+        // rollover, the next.
+        for cert in store.domain_published_certs(&d, now) {
+            if let Ok(der) = cert.to_der() {
+                records.push(fed::dns::smimea_record(DOMAIN_KEY_LOCAL, &d, &der));
+            }
         }
         if let Some(p) = self.policy.get().domain_policy {
             records.push(fed::dns::policy_record(&d, &p, &pgp::fingerprint(&signer)));

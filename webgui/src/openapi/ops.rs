@@ -25,10 +25,22 @@ pub(super) fn ops() -> Vec<Op> {
         &["fingerprint", "created", "revoked", "current"],
         json!({ "fingerprint": string(), "created": int, "expires": opt_int, "revoked": {"type": "boolean"}, "current": {"type": "boolean"} }),
     );
+    let domain_cert = obj(
+        &[
+            "serial",
+            "fingerprint",
+            "not_before",
+            "not_after",
+            "revoked",
+            "current",
+        ],
+        json!({ "serial": string(), "fingerprint": string(), "not_before": int, "not_after": int,
+                "revoked": {"type": "boolean"}, "current": {"type": "boolean"} }),
+    );
     let domain = obj(
         &["domain", "address", "keys", "smime"],
         json!({ "domain": string(), "address": string(), "keys": {"type": "array", "items": domain_key},
-                "smime": {"type": "array", "items": cert.clone()}, "mode": opt_str, "max_age": opt_int }),
+                "smime": {"type": "array", "items": domain_cert}, "mode": opt_str, "max_age": opt_int }),
     );
     let pinned = obj(
         &[
@@ -43,9 +55,25 @@ pub(super) fn ops() -> Vec<Op> {
                 "sources": {"type": "array", "items": string()}, "first_seen": int, "last_seen": int,
                 "revoked": {"type": "boolean"} }),
     );
+    let pinned_cert = obj(
+        &[
+            "fingerprint",
+            "subject",
+            "issuer",
+            "not_after",
+            "trust",
+            "sources",
+            "first_seen",
+            "last_seen",
+        ],
+        json!({ "fingerprint": string(), "subject": string(), "issuer": string(), "not_after": int,
+                "trust": {"type": "string", "enum": ["tofu", "verified"]},
+                "sources": {"type": "array", "items": string()}, "first_seen": int, "last_seen": int }),
+    );
     let partner_domain = obj(
         &["domain", "keys", "enforced"],
-        json!({ "domain": string(), "keys": {"type": "array", "items": pinned}, "mode": opt_str,
+        json!({ "domain": string(), "keys": {"type": "array", "items": pinned},
+                "certs": {"type": "array", "items": pinned_cert}, "mode": opt_str,
                 "max_age": opt_int, "policy_seen": opt_int, "policy_source": opt_str,
                 "enforced": {"type": "boolean"} }),
     );
@@ -260,7 +288,7 @@ pub(super) fn ops() -> Vec<Op> {
         op(
             "post",
             "/partner-domains/{domain}/import",
-            "Pin a partner's OpenPGP domain key by hand (base64 of the key file): verified",
+            "Pin a partner's domain key by hand (base64 of an OpenPGP key, or of an S/MIME domain certificate in PEM or DER that names the domain): verified",
             Some(obj(&["data"], json!({ "data": string() }))),
             partner_domain.clone(),
         ),

@@ -44,6 +44,12 @@ pub fn section(ours: &[Domain], partners: &[PartnerDomain], v: &Viewer<'_>) -> M
                             br; span.hint { "last seen " (datetime(k.last_seen)) }
                         }
                     }
+                    @for c in &p.certs {
+                        div.cert {
+                            "S/MIME " code { (c.fingerprint) } " " (c.trust) " (" (c.sources.join(", ")) ")"
+                            br; span.hint { (c.subject) ", issued by " (c.issuer) ", valid until " (datetime(c.not_after)) }
+                        }
+                    }
                 },
                 html! {
                     (p.mode.as_deref().unwrap_or("none"))
@@ -73,7 +79,7 @@ pub fn section(ours: &[Domain], partners: &[PartnerDomain], v: &Viewer<'_>) -> M
         (table("domains", &["Domain", "Current key", "Keys", "Publishes", ""], &our_rows, "No internal domains."))
         h2 { "Partner domains" }
         p.hint {
-            "Learned from DNSSEC, the Web Key Directory or the signed announcement on their mail (trust on first use), or imported. Mail to them without a personal key is encrypted to their domain key."
+            "Learned from DNSSEC (OPENPGPKEY, SMIMEA), the Web Key Directory or the signed announcement on their mail (trust on first use), or imported. Mail to them without a personal key is encrypted to their domain key: a verified OpenPGP key first, then an S/MIME domain certificate."
         }
         (table("partner-domains", &partner_head, &partner_rows, "No partner domains yet."))
         @if let Some(c) = csrf {
@@ -83,7 +89,7 @@ pub fn section(ours: &[Domain], partners: &[PartnerDomain], v: &Viewer<'_>) -> M
                     (csrf_field(c))
                     label for="ddomain" { "Partner domain" }
                     input type="text" #ddomain name="domain" required;
-                    label for="dfile" { "OpenPGP domain key" }
+                    label for="dfile" { "OpenPGP domain key, or S/MIME domain certificate (PEM or DER)" }
                     input type="file" #dfile name="file" required;
                     button type="submit" { "Pin" }
                 }
@@ -151,7 +157,7 @@ pub async fn dns(State(app): State<App>, a: Admin, Path(domain): Path<String>) -
 mod tests {
     use super::*;
     use postern_api::Role;
-    use postern_api::views::PinnedKey;
+    use postern_api::views::{PinnedCert, PinnedKey};
 
     #[test]
     fn partner_domains_are_escaped_and_readonly_gets_no_forms() {
@@ -165,6 +171,16 @@ mod tests {
                 last_seen: 2,
                 revoked: false,
             }],
+            certs: vec![PinnedCert {
+                fingerprint: "EF01".into(),
+                subject: "CN=<i>partner</i>".into(),
+                issuer: "CN=Vendor CA".into(),
+                not_after: 4,
+                trust: "verified".into(),
+                sources: vec!["imported".into()],
+                first_seen: 1,
+                last_seen: 2,
+            }],
             mode: Some("enforce".into()),
             max_age: Some(60),
             policy_seen: Some(3),
@@ -173,7 +189,14 @@ mod tests {
         }];
         let ro = Viewer::new("ro", Role::Readonly, "tok");
         let out = section(&[], &partners, &ro).into_string();
-        assert!(!out.contains("<b>evil"), "{out}");
+        assert!(
+            !out.contains("<b>evil") && !out.contains("<i>partner"),
+            "{out}"
+        );
+        assert!(
+            out.contains("S/MIME <code>EF01</code> verified (imported)"),
+            "{out}"
+        );
         assert!(out.contains("&lt;b&gt;evil&lt;/b&gt;.example"), "{out}");
         assert!(out.contains("enforced") && out.contains("tofu"));
         assert!(!out.contains("<form"), "{out}");

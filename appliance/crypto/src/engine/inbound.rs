@@ -88,15 +88,12 @@ pub(super) fn run(
                 CmsType::Enveloped | CmsType::AuthEnveloped
             ) =>
         {
-            decrypted = Some(match user {
-                None => Err("recipient not enrolled".into()),
-                Some(u) => match smime::decrypt(&der, &keys.smime_identities(u)) {
-                    Ok(plain) => {
-                        entity = plain;
-                        Ok("S/MIME")
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
+            decrypted = Some(match smime_decrypt(engine, user, &der) {
+                Ok((plain, how)) => {
+                    entity = plain;
+                    Ok(how)
+                }
+                Err(e) => Err(e),
             });
         }
         Shape::Smime(der) if smime::content_type(&der) == CmsType::Other => {
@@ -194,6 +191,36 @@ pub(super) fn run(
     (entity, explanation)
 }
 
+/// Decrypts S/MIME enveloped data with the recipient's own certificates, then with the
+/// domain certificates of this gateway's domains; says which opened it.
+fn smime_decrypt(
+    engine: &Engine,
+    user: Option<&str>,
+    der: &[u8],
+) -> Result<(Vec<u8>, &'static str), String> {
+    let keys = engine.keys.as_ref();
+    let mut last = "recipient not enrolled and not encrypted to a domain certificate".to_owned();
+    if let Some(u) = user {
+        match smime::decrypt(der, &keys.smime_identities(u)) {
+            Ok(plain) => return Ok((plain, "S/MIME")),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let domain_ids: Vec<smime::Identity> = keys
+        .own_domains()
+        .iter()
+        .flat_map(|d| keys.smime_identities(&domain_key_address(d)))
+        .collect();
+    if domain_ids.is_empty() {
+        return Err(last);
+    }
+    match smime::decrypt(der, &domain_ids) {
+        Ok(plain) => Ok((plain, "S/MIME, domain key")),
+        Err(_) if user.is_some() => Err(last),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Decrypts OpenPGP data with the recipient's own keys, then with the domain keys of this
 /// gateway's domains (mail encrypted domain to domain); says which opened it.
 fn pgp_decrypt(
@@ -246,6 +273,7 @@ fn learn_announcement(
             let evidence = Evidence {
                 source: Source::InBand,
                 keys: a.keys,
+                certs: Vec::new(),
                 policy: a.policy,
             };
             for n in engine.keys.learn_domain(&a.domain, &evidence, now) {

@@ -200,3 +200,76 @@ fn forged_markers_are_removed() {
     );
     assert!(String::from_utf8_lossy(&out.message).ends_with("\r\n\r\nAAAA\r\n"));
 }
+
+#[test]
+fn smime_domain_encryption_between_gateways_with_imported_certificates() {
+    let now = SystemTime::now();
+    let (ours, our_keys) = gateway("example.com", &["alice@example.com"]);
+    let (theirs, their_keys) = gateway("partner.example", &[]);
+    our_keys
+        .ensure_domain_key("example.com", now, 365 * DAY)
+        .unwrap();
+    their_keys
+        .ensure_domain_key("partner.example", now, 365 * DAY)
+        .unwrap();
+    // Each admin imports the other's S/MIME domain certificate (another vendor's gateway:
+    // no OpenPGP key, no CA exchanged — the pin alone is trusted).
+    let their_cert = their_keys
+        .export_user_certs("domainkey@partner.example")
+        .unwrap();
+    let our_cert = our_keys.export_user_certs("domainkey@example.com").unwrap();
+    // A certificate for another domain is refused.
+    assert!(matches!(
+        our_keys.import_partner_domain("other.example", their_cert.as_bytes(), now),
+        Err(crate::keys::KeyStoreError::WrongDomain { .. })
+    ));
+    our_keys
+        .import_partner_domain("partner.example", their_cert.as_bytes(), now)
+        .unwrap();
+    their_keys
+        .import_partner_domain("example.com", our_cert.as_bytes(), now)
+        .unwrap();
+    let d = ours.decide("alice@example.com", "bob@partner.example", now);
+    assert_eq!(
+        d.class,
+        Class::Outbound(Method::DomainSmime),
+        "{}",
+        d.explanation
+    );
+    let out = send(&ours, "alice@example.com", "bob@partner.example", MSG).unwrap();
+    assert!(
+        out.explanation
+            .starts_with("domain encrypted (S/MIME, Aes256Cbc) to certificate")
+            && out.explanation.contains("signed by domain certificate"),
+        "{}",
+        out.explanation
+    );
+    let wire = String::from_utf8(out.message.clone()).unwrap();
+    assert!(
+        wire.contains("application/pkcs7-mime") && !wire.contains("Grüße"),
+        "{wire}"
+    );
+    let inbound = send(&theirs, "alice@example.com", "bob@partner.example", &wire).unwrap();
+    let text = String::from_utf8(inbound.message.clone()).unwrap();
+    // The signed entity went 7-bit: "Grüße, Alice\r\n" in base64.
+    assert!(text.contains("R3LDvMOfZSwgQWxpY2UNCg=="), "{text}");
+    assert_eq!(
+        header(&inbound.message, "x-postern-encrypted").as_deref(),
+        Some("decrypted (S/MIME, domain key)")
+    );
+    let sig = header(&inbound.message, "x-postern-signature").unwrap();
+    assert!(sig.starts_with("valid (S/MIME"), "{sig}");
+
+    // Without the pin, the same signature is only intact, not trusted.
+    their_keys.forget_partner_domain("example.com").unwrap();
+    let again = send(&ours, "alice@example.com", "bob@partner.example", MSG).unwrap();
+    let inbound = send(
+        &theirs,
+        "alice@example.com",
+        "bob@partner.example",
+        &String::from_utf8(again.message).unwrap(),
+    )
+    .unwrap();
+    let sig = header(&inbound.message, "x-postern-signature").unwrap();
+    assert!(sig.starts_with("invalid (S/MIME"), "{sig}");
+}

@@ -62,6 +62,43 @@ pub fn smimea_record(local: &str, domain: &str, cert_der: &[u8]) -> String {
     )
 }
 
+/// The DNS type code of SMIMEA (RFC 8162).
+pub const SMIMEA_TYPE: u16 = 53;
+
+/// Why an SMIMEA record was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmimeaError {
+    #[error("the record is shorter than its three fields")]
+    Short,
+    #[error(
+        "usage {0}, selector {1}, matching type {2}: only the full certificate (usage 1 or 3, selector 0, matching type 0) names a key to encrypt to"
+    )]
+    Unsupported(u8, u8, u8),
+    #[error("the certificate does not parse: {0}")]
+    Certificate(String),
+}
+
+/// The certificate an SMIMEA record's data carries: usage 3 (the end entity's own
+/// certificate, DANE-EE) or 1 (PKIX-EE), selector 0 (the whole certificate), matching type
+/// 0 (the certificate itself, not a hash — a hash names no key to encrypt to).
+pub fn parse_smimea(rdata: &[u8]) -> Result<openssl::x509::X509, SmimeaError> {
+    let [usage, selector, matching, data @ ..] = rdata else {
+        return Err(SmimeaError::Short);
+    };
+    if !matches!(usage, 1 | 3) || *selector != 0 || *matching != 0 {
+        return Err(SmimeaError::Unsupported(*usage, *selector, *matching));
+    }
+    openssl::x509::X509::from_der(data).map_err(|e| {
+        SmimeaError::Certificate(
+            e.errors()
+                .first()
+                .and_then(|x| x.reason())
+                .unwrap_or("not DER")
+                .to_owned(),
+        )
+    })
+}
+
 /// The policy TXT record's text.
 pub fn policy_text(policy: &DomainPolicy, fingerprint: &str) -> String {
     format!(

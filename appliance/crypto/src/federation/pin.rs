@@ -9,13 +9,23 @@
 //! - a policy from a weaker source (in-band < WKD < DNSSEC < admin) never replaces a fresh
 //!   one from a stronger source, and `enforce` counts only when the policy is verified and
 //!   younger than its `max_age`;
-//! - a revoked key is never used again.
+//! - a revoked key is never used again;
+//! - an S/MIME domain certificate (another vendor's gateway, or a Postern that has no
+//!   OpenPGP key pinned here) is taken only from DNSSEC (SMIMEA) or the admin; one that
+//!   DNSSEC stops publishing is dropped, as DNSSEC is the authority that put it there.
+//!
+//! When a partner has both, a verified OpenPGP key is preferred (Postern to Postern), then
+//! the S/MIME certificate, then an OpenPGP key on trust on first use.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use openssl::x509::X509;
+
 use super::{DomainPolicy, Mode};
+use crate::keys::ca;
 use crate::pgp::{self, PgpCert};
+use crate::smime;
 
 /// Where a key or a policy was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +119,35 @@ impl PinnedKey {
     }
 }
 
+/// A partner's S/MIME domain certificate as pinned.
+#[derive(Debug, Clone)]
+pub struct PinnedCert {
+    pub cert: X509,
+    pub sources: BTreeSet<Source>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+impl PinnedCert {
+    /// SHA-256 of the certificate, hex.
+    pub fn fingerprint(&self) -> String {
+        smime::fingerprint(&self.cert)
+    }
+
+    pub fn trust(&self) -> Trust {
+        if self.sources.iter().any(|s| s.authoritative()) || self.sources.len() >= 2 {
+            Trust::Verified
+        } else {
+            Trust::Tofu
+        }
+    }
+
+    /// Whether it can be encrypted to at `now` (within its validity period).
+    pub fn usable(&self, now: SystemTime) -> bool {
+        ca::valid_at(&self.cert, now)
+    }
+}
+
 /// A partner's policy as pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PinnedPolicy {
@@ -122,8 +161,10 @@ pub struct PinnedPolicy {
 /// Everything pinned for one partner domain.
 #[derive(Debug, Clone, Default)]
 pub struct PartnerDomain {
-    /// Newest first.
+    /// OpenPGP domain keys, newest first.
     pub keys: Vec<PinnedKey>,
+    /// S/MIME domain certificates, newest first.
+    pub certs: Vec<PinnedCert>,
     pub policy: Option<PinnedPolicy>,
 }
 
@@ -133,6 +174,8 @@ pub struct Evidence {
     pub source: Source,
     /// Public keys whose user IDs name the domain key's address.
     pub keys: Vec<PgpCert>,
+    /// S/MIME certificates issued for the domain (SMIMEA, or imported).
+    pub certs: Vec<X509>,
     pub policy: Option<DomainPolicy>,
 }
 
@@ -153,7 +196,8 @@ pub enum Note {
         offered: String,
         reason: String,
     },
-    /// A pinned key was revoked and will not be used again.
+    /// A pinned key was revoked (or its S/MIME certificate withdrawn from DNS) and will not
+    /// be used again.
     Revoked(String),
     PolicyPinned(Mode),
     /// A policy from a weaker source than the pinned one, ignored.
@@ -230,6 +274,7 @@ pub fn merge(
     }
     next.keys
         .sort_by_key(|k| std::cmp::Reverse(k.cert.primary_key().key().creation_time()));
+    merge_certs(&mut next, ev, t, &mut notes);
     if let Some(p) = ev.policy {
         let verified = ev.source.authoritative()
             || next.keys.iter().any(|k| {
@@ -254,6 +299,56 @@ pub fn merge(
     (next, notes)
 }
 
+/// The S/MIME half of [`merge`]: certificates only from an authoritative source; the ones
+/// DNSSEC no longer publishes (and nobody else vouched for) are dropped.
+fn merge_certs(next: &mut PartnerDomain, ev: &Evidence, t: u64, notes: &mut Vec<Note>) {
+    let offered: Vec<String> = ev.certs.iter().map(smime::fingerprint).collect();
+    for (cert, fpr) in ev.certs.iter().zip(&offered) {
+        if let Some(k) = next.certs.iter_mut().find(|k| &k.fingerprint() == fpr) {
+            k.sources.insert(ev.source);
+            k.last_seen = t;
+            notes.push(Note::Confirmed(fpr.clone()));
+            continue;
+        }
+        if !ev.source.authoritative() {
+            notes.push(Note::Refused {
+                offered: fpr.clone(),
+                reason: format!(
+                    "an S/MIME domain certificate is taken only from DNSSEC (SMIMEA) or the admin, not from {}",
+                    ev.source.as_str()
+                ),
+            });
+            continue;
+        }
+        match next.certs.first() {
+            Some(old) => notes.push(Note::Replaced {
+                old: old.fingerprint(),
+                new: fpr.clone(),
+            }),
+            None => notes.push(Note::Pinned(fpr.clone())),
+        }
+        next.certs.push(PinnedCert {
+            cert: cert.clone(),
+            sources: BTreeSet::from([ev.source]),
+            first_seen: t,
+            last_seen: t,
+        });
+    }
+    if ev.source == Source::Dnssec && !offered.is_empty() {
+        next.certs.retain(|c| {
+            let fpr = c.fingerprint();
+            let withdrawn =
+                !offered.contains(&fpr) && c.sources.iter().all(|s| *s == Source::Dnssec);
+            if withdrawn {
+                notes.push(Note::Revoked(fpr));
+            }
+            !withdrawn
+        });
+    }
+    next.certs
+        .sort_by_key(|c| std::cmp::Reverse(ca::not_before(&c.cert)));
+}
+
 /// Whether the partner's pinned policy forbids sending in the clear now: `enforce`,
 /// verified, and seen within its `max_age`.
 pub fn enforced(pin: &PartnerDomain, now: SystemTime) -> bool {
@@ -267,8 +362,10 @@ pub fn enforced(pin: &PartnerDomain, now: SystemTime) -> bool {
 /// What to do for mail to a partner domain.
 #[derive(Debug)]
 pub enum Choice<'a> {
-    /// Encrypt to this key (verified keys first, then the newest).
+    /// Encrypt to this OpenPGP key (verified keys first, then the newest).
     Use { key: &'a PinnedKey, trust: Trust },
+    /// Encrypt to this S/MIME certificate (S/MIME domain encryption).
+    UseCert { cert: &'a PinnedCert },
     /// The partner enforces encryption and no pinned key can be used: refuse for now.
     Unusable { reason: String },
     /// Nothing usable and nothing enforced: the ordinary policy decides.
@@ -290,13 +387,24 @@ pub fn choose(pin: &PartnerDomain, now: SystemTime) -> Choice<'_> {
         .filter(usable)
         .filter(|k| !enforced || k.trust() == Trust::Verified)
         .max_by_key(|k| (k.trust(), k.cert.primary_key().key().creation_time()));
-    match best {
-        Some(key) => Choice::Use {
+    let cert = pin
+        .certs
+        .iter()
+        .filter(|c| c.usable(now))
+        .filter(|c| !enforced || c.trust() == Trust::Verified)
+        .max_by_key(|c| (c.trust(), ca::not_before(&c.cert)));
+    match (best, cert) {
+        (Some(key), _) if key.trust() == Trust::Verified => Choice::Use {
             trust: key.trust(),
             key,
         },
-        None if enforced => Choice::Unusable {
-            reason: if pin.keys.is_empty() {
+        (_, Some(cert)) => Choice::UseCert { cert },
+        (Some(key), None) => Choice::Use {
+            trust: key.trust(),
+            key,
+        },
+        (None, None) if enforced => Choice::Unusable {
+            reason: if pin.keys.is_empty() && pin.certs.is_empty() {
                 "the partner enforces encryption and no domain key is known".into()
             } else if pin.keys.iter().any(|k| usable(&k)) {
                 "the partner enforces encryption and its domain key is not verified yet (one unauthenticated source: not DNSSEC, not two sources agreeing)".into()
@@ -305,6 +413,6 @@ pub fn choose(pin: &PartnerDomain, now: SystemTime) -> Choice<'_> {
                     .into()
             },
         },
-        None => Choice::Nothing,
+        (None, None) => Choice::Nothing,
     }
 }

@@ -133,6 +133,7 @@ fn ev(source: Source, keys: &[&pgp::PgpCert], policy: Option<DomainPolicy>) -> E
     Evidence {
         source,
         keys: keys.iter().map(|k| public(k)).collect(),
+        certs: Vec::new(),
         policy,
     }
 }
@@ -237,4 +238,123 @@ fn an_enforcing_partner_gets_only_a_verified_key() {
             ..
         }
     ));
+}
+
+fn cert(domain: &str, not_before: SystemTime) -> openssl::x509::X509 {
+    let ca = crate::keys::ca::Ca::generate("Vendor CA", not_before, DAY * 3650).expect("ca");
+    ca.issue(
+        &domain_key_address(domain),
+        not_before,
+        not_before + DAY * 365,
+    )
+    .expect("issue")
+    .cert
+}
+
+fn ev_certs(source: Source, certs: &[&openssl::x509::X509]) -> Evidence {
+    Evidence {
+        source,
+        keys: Vec::new(),
+        certs: certs.iter().map(|c| (*c).clone()).collect(),
+        policy: None,
+    }
+}
+
+#[test]
+fn smime_domain_certificates_come_only_from_dnssec_or_the_admin() {
+    let now = SystemTime::now();
+    let c1 = cert("partner.example", now - DAY);
+    // From the in-band header or WKD: refused (neither authenticates an X.509 certificate).
+    let (p, notes) = pin::merge(None, &ev_certs(Source::InBand, &[&c1]), now);
+    assert!(matches!(&notes[0], Note::Refused { .. }), "{notes:?}");
+    assert!(p.certs.is_empty());
+    // From DNSSEC: pinned, verified, used.
+    let (p, notes) = pin::merge(None, &ev_certs(Source::Dnssec, &[&c1]), now);
+    assert!(matches!(&notes[0], Note::Pinned(_)), "{notes:?}");
+    assert_eq!(p.certs[0].trust(), Trust::Verified);
+    let Choice::UseCert { cert: used } = pin::choose(&p, now) else {
+        panic!("the certificate is used")
+    };
+    assert_eq!(used.fingerprint(), crate::smime::fingerprint(&c1));
+    // A TOFU OpenPGP key does not win over a verified certificate …
+    let k = key("partner.example", now - DAY);
+    let (p, _) = pin::merge(Some(&p), &ev(Source::InBand, &[&k], None), now);
+    assert!(matches!(pin::choose(&p, now), Choice::UseCert { .. }));
+    // … a verified one does (Postern to Postern: OpenPGP).
+    let (p, _) = pin::merge(Some(&p), &ev(Source::Wkd, &[&k], None), now);
+    assert!(matches!(
+        pin::choose(&p, now),
+        Choice::Use {
+            trust: Trust::Verified,
+            ..
+        }
+    ));
+    // DNSSEC publishes a new certificate: it replaces the old one, which DNSSEC no longer
+    // vouches for and so is dropped; an imported one stays until the admin forgets it.
+    let c2 = cert("partner.example", now - DAY / 2);
+    let imported = cert("partner.example", now - DAY * 2);
+    let (p, _) = pin::merge(None, &ev_certs(Source::Imported, &[&imported]), now);
+    let (p, _) = pin::merge(Some(&p), &ev_certs(Source::Dnssec, &[&c1]), now);
+    let (p, notes) = pin::merge(Some(&p), &ev_certs(Source::Dnssec, &[&c2]), now);
+    assert!(
+        notes.iter().any(|n| matches!(n, Note::Replaced { .. })),
+        "{notes:?}"
+    );
+    assert!(
+        notes.contains(&Note::Revoked(crate::smime::fingerprint(&c1))),
+        "{notes:?}"
+    );
+    let fprs: Vec<String> = p.certs.iter().map(|c| c.fingerprint()).collect();
+    assert_eq!(
+        fprs,
+        [
+            crate::smime::fingerprint(&c2),
+            crate::smime::fingerprint(&imported)
+        ],
+        "newest first"
+    );
+    // An expired certificate is never used; with enforce and nothing else: unusable.
+    let later = now + DAY * 400;
+    let mut p = p;
+    p.policy = Some(pin::PinnedPolicy {
+        policy: DomainPolicy {
+            mode: Mode::Enforce,
+            max_age: 86_400 * 500,
+        },
+        seen: now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        source: Source::Dnssec,
+        verified: true,
+    });
+    assert!(matches!(pin::choose(&p, later), Choice::Unusable { .. }));
+}
+
+#[test]
+fn smimea_records_carry_whole_certificates_only() {
+    let now = SystemTime::now();
+    let c = cert("partner.example", now);
+    let der = c.to_der().unwrap();
+    let mut rdata = vec![3, 0, 0];
+    rdata.extend_from_slice(&der);
+    assert_eq!(
+        crate::smime::fingerprint(&dns::parse_smimea(&rdata).unwrap()),
+        crate::smime::fingerprint(&c)
+    );
+    // What `posternctl domain dns-records` prints reads back.
+    let line = dns::smimea_record("domainkey", "partner.example", &der);
+    assert!(
+        line.contains("._smimecert.partner.example. 3600 IN SMIMEA 3 0 0 "),
+        "{line}"
+    );
+    for bad in [
+        vec![3, 0],
+        vec![3, 1, 0, 1, 2],
+        vec![3, 0, 1, 1, 2],
+        vec![2, 0, 0, 1, 2],
+        vec![3, 0, 0, 0x30, 0x03, 0x01],
+    ] {
+        assert!(dns::parse_smimea(&bad).is_err(), "{bad:?}");
+    }
 }

@@ -140,6 +140,11 @@ pub fn not_after(cert: &X509) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
+/// Whether `cert` is within its validity period at `now`.
+pub fn valid_at(cert: &X509, now: SystemTime) -> bool {
+    not_before(cert).is_some_and(|t| t <= now) && not_after(cert).is_some_and(|t| t > now)
+}
+
 pub fn not_before(cert: &X509) -> Option<SystemTime> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let d = epoch.diff(cert.not_before()).ok()?;

@@ -295,6 +295,35 @@ pub fn cert_emails(cert: &X509) -> Vec<String> {
     out
 }
 
+/// The SHA-256 fingerprint of a certificate's DER encoding, upper-case hex (what `openssl
+/// x509 -fingerprint -sha256` prints, without the colons).
+pub fn fingerprint(cert: &X509) -> String {
+    let der = cert.to_der().unwrap_or_default();
+    openssl::sha::sha256(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// Whether a certificate is issued for `domain`: one of its email addresses is at the
+/// domain, or (a gateway's domain certificate without one) its subject's common name is
+/// the domain.
+pub fn names_domain(cert: &X509, domain: &str) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    let by_email = cert_emails(cert)
+        .iter()
+        .any(|e| e.rsplit_once('@').is_some_and(|(_, d)| d == domain));
+    by_email
+        || cert
+            .subject_name()
+            .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+            .any(|e| {
+                e.data()
+                    .to_string()
+                    .is_ok_and(|cn| cn.eq_ignore_ascii_case(&domain))
+            })
+}
+
 pub fn serial_hex(cert: &X509) -> String {
     cert.serial_number()
         .to_bn()

@@ -183,11 +183,14 @@ pub enum DomainCmd {
     DnsRecords { domain: String },
     /// A new domain key for DOMAIN now, certified by the current one.
     Rollover { domain: String },
-    /// Revoke one of DOMAIN's keys (partners stop using it at their next refresh).
+    /// Revoke one of DOMAIN's keys by fingerprint: an OpenPGP key, or an S/MIME domain
+    /// certificate by its SHA-256 (`domain list` shows both); partners stop using it at their
+    /// next refresh.
     Revoke { domain: String, fingerprint: String },
     /// Partner domains and what is pinned for them (keys, trust, sources, policy).
     Partners,
-    /// Pin a partner's OpenPGP domain key from FILE by hand (verified).
+    /// Pin a partner's domain key from FILE by hand (verified): an OpenPGP key, or an S/MIME
+    /// domain certificate (PEM or DER) that names the domain.
     Import { domain: String, file: PathBuf },
     /// Look a partner domain up now (DNSSEC, WKD).
     Refresh { domain: String },

@@ -1,6 +1,36 @@
 //! Our domain keys through the dispatcher: rollover, published records, revocation.
 
 use super::*;
+use postern_api::views;
+
+async fn domains(a: &Node) -> Vec<views::Domain> {
+    let Ok(Reply::DomainList(list)) = run(a, req::DomainList {}).await else {
+        panic!("domain list");
+    };
+    list
+}
+
+async fn records(a: &Node) -> views::DnsRecords {
+    let Ok(Reply::DomainDnsRecords(r)) = run(
+        a,
+        req::DomainDnsRecords {
+            domain: "corp.example".into(),
+        },
+    )
+    .await
+    else {
+        panic!("records");
+    };
+    r
+}
+
+async fn revoke(a: &Node, fingerprint: &str) {
+    let r = req::DomainRevoke {
+        domain: "corp.example".into(),
+        fingerprint: fingerprint.to_owned(),
+    };
+    run(a, r).await.expect("revoke");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn our_domain_keys_roll_over_publish_records_and_revoke() {
@@ -11,9 +41,7 @@ async fn our_domain_keys_roll_over_publish_records_and_revoke() {
             .await
             .expect("domain key")
     );
-    let Ok(Reply::DomainList(list)) = run(&a, req::DomainList {}).await else {
-        panic!("domain list");
-    };
+    let list = domains(&a).await;
     assert_eq!(list[0].domain, "corp.example");
     assert_eq!(list[0].keys.len(), 1);
     assert!(list[0].keys[0].current);
@@ -29,29 +57,29 @@ async fn our_domain_keys_roll_over_publish_records_and_revoke() {
         panic!("rollover");
     };
     assert_eq!(d.keys.len(), 2);
+    // Published at once, used only after half the max_age we publish (a week: 3.5 days).
+    assert!(
+        d.keys.iter().any(|k| k.fingerprint == first && k.current),
+        "the next key signs before partners could have seen it: {d:?}"
+    );
+    assert_eq!(d.smime.len(), 2);
+    assert_eq!(d.smime.iter().filter(|c| c.current).count(), 1);
     let next = d
         .keys
         .iter()
         .find(|k| k.fingerprint != first)
         .expect("next");
-    let Ok(Reply::DomainDnsRecords(r)) = run(
-        &a,
-        req::DomainDnsRecords {
-            domain: "corp.example".into(),
-        },
-    )
-    .await
-    else {
-        panic!("records");
-    };
+    let r = records(&a).await;
     let all = r.records.join("\n");
     assert!(
         all.contains("._openpgpkey.corp.example. 3600 IN OPENPGPKEY "),
         "{all}"
     );
-    assert!(
-        all.contains("._smimecert.corp.example. 3600 IN SMIMEA 3 0 0 "),
-        "{all}"
+    assert_eq!(
+        all.matches("._smimecert.corp.example. 3600 IN SMIMEA 3 0 0 ")
+            .count(),
+        2,
+        "the current and the next certificate: {all}"
     );
     assert!(
         all.contains(
@@ -59,24 +87,30 @@ async fn our_domain_keys_roll_over_publish_records_and_revoke() {
         ),
         "{all}"
     );
-    run(
-        &a,
-        req::DomainRevoke {
-            domain: "corp.example".into(),
-            fingerprint: next.fingerprint.clone(),
-        },
-    )
-    .await
-    .expect("revoke");
-    let Ok(Reply::DomainList(list)) = run(&a, req::DomainList {}).await else {
-        panic!("domain list");
-    };
+    revoke(&a, &next.fingerprint).await;
+    let list = domains(&a).await;
     let revoked = list[0]
         .keys
         .iter()
         .find(|k| k.fingerprint == next.fingerprint)
         .expect("kept");
     assert!(revoked.revoked && !revoked.current);
+    // An S/MIME domain certificate is revoked by its SHA-256: no longer published.
+    let cert = d
+        .smime
+        .iter()
+        .find(|c| !c.current)
+        .expect("next certificate");
+    revoke(&a, &cert.fingerprint).await;
+    let list = domains(&a).await;
+    assert!(
+        list[0]
+            .smime
+            .iter()
+            .any(|c| c.fingerprint == cert.fingerprint && c.revoked)
+    );
+    let r = records(&a).await;
+    assert_eq!(r.records.join("\n").matches(" IN SMIMEA ").count(), 1);
     // What the Web Key Directory serves for the domain key, advanced and direct.
     let hash = postern_crypto::federation::wkd::hashed_local("domainkey");
     let w = a.d.publisher.well_known(

@@ -1,14 +1,15 @@
 //! Hostile input to federation (issue 16, point 8): forged, malformed and oversized
 //! announcement headers; WKD answers that are huge, slow, or carry the wrong key — from a
-//! server with a valid certificate; DNS answers that do not validate; keys for another
-//! domain. Each is refused with a logged reason, every message is still delivered, no
+//! server with a valid certificate; DNS answers that do not validate; keys and SMIMEA
+//! certificates for another domain, SMIMEA records that name no certificate. Each is refused with a logged reason, every message is still delivered, no
 //! session waits longer than the lookup timeout, and the pin A holds for B never changes.
 
 use std::time::{Duration, Instant};
 
 use postern_tests::Scratch;
 use postern_tests::client::Client;
-use postern_tests::pki::Gpg;
+use postern_tests::peers::Peer;
+use postern_tests::pki::{self, Gpg};
 use postern_tests::posternd::Posternd;
 use postern_tests::postfix::Postfix;
 use postern_tests::sink::Sink;
@@ -169,6 +170,22 @@ fn federation_hostile_announcements_wkd_and_dns_answers_are_refused_and_replace_
         30.0,
     );
     let e_owner = owner.replace("b.test.", "e.test.");
+    // SMIMEA: e.test's validated record holds a certificate for c.test; wrong.test's only
+    // a hash of one (matching type 1), which names no key to encrypt to.
+    let hash = owner.split('.').next().expect("hash").to_owned();
+    let other = w.ca.issue("domainkey@c.test");
+    let other_der = pki::must(
+        &w.ca.dir.join(""),
+        Peer::Openssl,
+        &[
+            "x509",
+            "-in",
+            other.cert.to_str().expect("path"),
+            "-outform",
+            "DER",
+        ],
+        b"",
+    );
     let mut zone = vec![
         format!("openpgpkey.b.test. A {}", ip(super::world::C)),
         format!("openpgpkey.huge.test. A {}", ip(super::world::C)),
@@ -177,6 +194,14 @@ fn federation_hostile_announcements_wkd_and_dns_answers_are_refused_and_replace_
         "_openpgpkey.b.test. NS ns.test.".to_owned(),
         "_openpgpkey.b.test. DS 4711 13 2 0000000000000000000000000000000000000000000000000000000000000000".to_owned(),
         format!("{e_owner} OPENPGPKEY {}", data_encoding::BASE64.encode(&c_key)),
+        format!(
+            "{hash}._smimecert.e.test. SMIMEA 3 0 0 {}",
+            data_encoding::HEXUPPER.encode(&other_der)
+        ),
+        format!(
+            "{hash}._smimecert.wrong.test. SMIMEA 3 0 1 {}",
+            data_encoding::HEXUPPER.encode(&openssl::sha::sha256(&other_der))
+        ),
     ];
     zone.sort();
     w.zone(&zone);
@@ -220,6 +245,11 @@ fn federation_hostile_announcements_wkd_and_dns_answers_are_refused_and_replace_
             "is not domainkey@wrong.test's",
         ),
         ("another domain's key by DNS", "is not domainkey@e.test's"),
+        (
+            "another domain's certificate by SMIMEA",
+            "an SMIMEA certificate that is not issued for the domain: ignored",
+        ),
+        ("an SMIMEA record holding a hash", "matching type 1"),
         ("slow WKD server", "partner domain lookup timed out"),
     ] {
         assert!(

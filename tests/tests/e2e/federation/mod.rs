@@ -10,9 +10,11 @@ mod world;
 
 use std::time::Duration;
 
+use data_encoding::{HEXLOWER, HEXLOWER_PERMISSIVE, HEXUPPER};
 use postern_tests::netns;
 use postern_tests::peers::Peer;
 use postern_tests::peers_available;
+use postern_tests::pki::{self, OpensslCa};
 use postern_tests::sink::SunkMessage;
 use postern_tests::wait_for;
 
@@ -172,6 +174,11 @@ fn federation_two_clusters_and_a_wkd_domain_exchange_encrypted_mail_with_no_key_
     // 3. C publishes only by WKD: A finds C's key there and gpg opens the result at C.
     wkd_only_partner(&w);
 
+    // 3b. Another vendor's S/MIME gateway publishes only an SMIMEA record (and enforce):
+    //     A encrypts to that certificate and openssl opens it; what the vendor encrypts to
+    //     A's SMIMEA certificate, A decrypts and trusts by the pin.
+    smime_only_partner(&w);
+
     // 4. One message to B and to an unfederated domain: split by class (452 4.5.3 to the
     //    second), B's copy encrypted, the other plain — both delivered.
     split_delivery(&w);
@@ -249,6 +256,149 @@ fn wkd_only_partner(w: &World) {
         "{pin}"
     );
     assert_eq!(pin["keys"][0]["trust"], "tofu", "{pin}");
+}
+
+/// `s.test` is a gateway of another vendor: S/MIME only, its own CA (which A does not
+/// trust), its domain certificate published by SMIMEA in the signed zone.
+fn smime_only_partner(w: &World) {
+    let vendor = OpensslCa::new("S vendor mail CA");
+    let s = vendor.issue("domainkey@s.test");
+    let dir = vendor.dir.join("");
+    let der = pki::must(
+        &dir,
+        Peer::Openssl,
+        &[
+            "x509",
+            "-in",
+            s.cert.to_str().expect("path"),
+            "-outform",
+            "DER",
+        ],
+        b"",
+    );
+    // RFC 8162: SHA2-256 of the local part, truncated to 28 octets.
+    let owner = HEXLOWER.encode(&openssl::sha::sha256(b"domainkey")[..28]);
+    let mut zone = World::site_records(&w.a, A0);
+    zone.extend(World::site_records(&w.b, B));
+    zone.extend(bogus_d_records(w));
+    zone.push(format!(
+        "{owner}._smimecert.s.test. SMIMEA 3 0 0 {}",
+        HEXUPPER.encode(&der)
+    ));
+    zone.push("_mailenc.s.test. TXT \"v=mailenc1; mode=enforce; max_age=600\"".to_owned());
+    w.zone(&zone);
+
+    // A → S: S/MIME to the vendor's certificate, signed with A's domain certificate.
+    let id = "smime-a-to-s";
+    w.a.send("alice@a.test", &["sam@s.test"], id, &secret(id));
+    let got = arrives(&w.c.mailbox, id, &w.queues(), WITHIN).expect("A's message at S");
+    let text = got.text();
+    assert!(!text.contains(&secret(id)), "plaintext to S:\n{text}");
+    assert!(
+        got.header("content-type")
+            .unwrap_or_default()
+            .contains("application/pkcs7-mime"),
+        "not S/MIME:\n{text}"
+    );
+    let how = got.header("x-postern-policy").unwrap_or_default();
+    let pin = w.a.pinned(0, "s.test").expect("S pinned");
+    assert_eq!(
+        pin["certs"][0]["sources"],
+        serde_json::json!(["dnssec"]),
+        "{pin}"
+    );
+    assert_eq!(pin["enforced"], true, "{pin}");
+    let fpr = pin["certs"][0]["fingerprint"]
+        .as_str()
+        .expect("fingerprint");
+    assert!(how.contains(fpr), "encrypted to S's certificate: {how}");
+    let signed = s.decrypt(&dir, text.as_bytes());
+    let a_ca = w.a.nodes[0].ctl(&["ca", "cert"]);
+    let content = pki::cms_verify(&dir, a_ca.as_bytes(), &signed)
+        .unwrap_or_else(|e| panic!("openssl does not verify A's domain signature: {e}"));
+    assert!(
+        String::from_utf8_lossy(&content).contains(&secret(id)),
+        "the secret is not inside"
+    );
+
+    // S → A: the vendor signs with its certificate and encrypts to A's, as published in
+    // A's zone.
+    let a_cert =
+        w.a.dns_records()
+            .into_iter()
+            .find_map(|r| {
+                let hex = r.split(" SMIMEA 3 0 0 ").nth(1)?.to_owned();
+                HEXLOWER_PERMISSIVE.decode(hex.trim().as_bytes()).ok()
+            })
+            .expect("A publishes an SMIMEA record");
+    std::fs::write(dir.join("a-domain.der"), &a_cert).expect("write");
+    let id = "smime-s-to-a";
+    std::fs::write(
+        dir.join("body.txt"),
+        format!("Content-Type: text/plain\r\n\r\n{}\r\n", secret(id)),
+    )
+    .expect("write");
+    let step = |args: &[&str]| pki::must(&dir, Peer::Openssl, args, b"");
+    step(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        "a-domain.der",
+        "-out",
+        "a-domain.pem",
+    ]);
+    let (cert, key) = (
+        s.cert.to_str().expect("path"),
+        s.key.to_str().expect("path"),
+    );
+    step(&[
+        "cms",
+        "-sign",
+        "-signer",
+        cert,
+        "-inkey",
+        key,
+        "-in",
+        "body.txt",
+        "-out",
+        "signed.eml",
+    ]);
+    let encrypted = step(&[
+        "cms",
+        "-encrypt",
+        "-aes256",
+        "-in",
+        "signed.eml",
+        "a-domain.pem",
+    ]);
+    let message = format!(
+        "From: <sam@s.test>\r\nTo: <alice@a.test>\r\nSubject: {id}\r\nMessage-ID: <{id}@s.test>\r\n{}",
+        String::from_utf8_lossy(&encrypted)
+    );
+    postern_tests::postfix::Postfix::submit_to(
+        &w.c.postfix.submitter(),
+        "sam@s.test",
+        &["alice@a.test"],
+        &message,
+    );
+    let got = arrives(&w.a.mailbox, id, &w.queues(), WITHIN).expect("S's message at A");
+    assert!(
+        got.text().contains(&secret(id)),
+        "not decrypted:\n{}",
+        got.text()
+    );
+    assert_eq!(
+        got.header("x-postern-encrypted").as_deref(),
+        Some("decrypted (S/MIME, domain key)"),
+        "{}",
+        got.text()
+    );
+    let sig = got.header("x-postern-signature").unwrap_or_default();
+    assert!(
+        sig.starts_with("valid (S/MIME") && sig.contains("domainkey@s.test"),
+        "the vendor's signature is trusted by the pin: {sig}"
+    );
 }
 
 fn split_delivery(w: &World) {
@@ -345,8 +495,14 @@ fn rollover_under_load(w: &World, old_key: &str, published: &Publish<'_>) -> Str
     std::thread::sleep(Duration::from_secs(2));
     let rolled = w.b.nodes[0].ctl_json(&["domain", "rollover", "b.test"]);
     assert!(rolled.is_ok(), "rollover: {rolled:?}");
-    let new_key = w.b.domain_key().expect("B's new key");
+    let new_key = w.b.newest_domain_key().expect("B's new key");
     assert_ne!(new_key, old_key);
+    // Published at once, but B signs with it only half its max_age (600 s) later.
+    assert_eq!(
+        w.b.domain_key().as_deref(),
+        Some(old_key),
+        "B switched at once"
+    );
     published(w, true);
     sender.join().expect("sender");
 

@@ -6,8 +6,9 @@
 //! - `b.test`: a one-node Postern cluster (198.18.0.14) in front of its own Postfix.
 //! - `c.test`: plain Postfix (198.18.0.15) that publishes a domain key only by WKD
 //!   (gpg-wks-server's tree served over HTTPS); it is also the MX of every other domain of
-//!   the lab (unfederated ones, and the hostile tests' partners), and its web server can
-//!   serve their WKD trees.
+//!   the lab (unfederated ones, the hostile tests' partners, and `s.test`, another
+//!   vendor's S/MIME gateway played by openssl), and its web server can serve their WKD
+//!   trees.
 //!
 //! A site's Postfix is its mail server and MX: mail its users submit and mail from the
 //! internet both pass its content filter, Postern (the after-queue filter pattern), which
@@ -57,6 +58,7 @@ pub const AT_C: &[&str] = &[
     "huge.test",
     "wrong.test",
     "slow.test",
+    "s.test",
 ];
 
 /// Which site is the MX of each domain of the lab.
@@ -262,19 +264,28 @@ fn site(lab: &Lab, domain: &'static str, nodes: &[usize], dns: &Dns, ca: &Openss
 }
 
 impl Site {
-    /// The fingerprint of the domain key that signs now, once there is one.
-    pub fn domain_key(&self) -> Option<String> {
+    /// The site's OpenPGP domain keys as `domain list` shows them.
+    fn domain_keys(&self) -> Option<Vec<serde_json::Value>> {
         let list = self.nodes[0].ctl_json(&["domain", "list"]).ok()?;
         let d = list
             .as_array()?
             .iter()
             .find(|d| d["domain"] == self.domain)?;
-        d["keys"]
-            .as_array()?
-            .iter()
-            .find(|k| k["current"] == true)
-            .and_then(|k| k["fingerprint"].as_str())
-            .map(str::to_owned)
+        d["keys"].as_array().cloned()
+    }
+
+    /// The fingerprint of the domain key that signs now, once there is one.
+    pub fn domain_key(&self) -> Option<String> {
+        let keys = self.domain_keys()?;
+        let k = keys.iter().find(|k| k["current"] == true)?;
+        k["fingerprint"].as_str().map(str::to_owned)
+    }
+
+    /// The fingerprint of the newest domain key (published, perhaps not signing yet).
+    pub fn newest_domain_key(&self) -> Option<String> {
+        let keys = self.domain_keys()?;
+        let k = keys.iter().max_by_key(|k| k["created"].as_u64())?;
+        k["fingerprint"].as_str().map(str::to_owned)
     }
 
     /// What `posternctl domain dns-records` prints for the site's domain.

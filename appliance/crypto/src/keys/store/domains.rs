@@ -10,18 +10,34 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::{KeyStoreError, MemoryKeyStore, Urgency, normalize_address};
+use openssl::x509::X509;
+
 use crate::federation::pin::{
-    self, Evidence, Note, PartnerDomain, PinnedKey, PinnedPolicy, Source,
+    self, Evidence, Note, PartnerDomain, PinnedCert, PinnedKey, PinnedPolicy, Source,
 };
 use crate::federation::{DOMAIN_KEY_LOCAL, DomainPolicy, Mode, domain_key_address};
+use crate::keys::ca;
 use crate::pgp::{self, PgpCert};
+use crate::smime;
 
 /// A partner domain's pin in the store's sealed-state form (public keys, armored).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartnerDomainRecord {
     /// Newest first.
     pub keys: Vec<PinnedKeyRecord>,
+    /// S/MIME domain certificates, newest first (absent in records written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certs: Vec<PinnedCertRecord>,
     pub policy: Option<PinnedPolicyRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedCertRecord {
+    /// PEM.
+    pub cert: String,
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +64,8 @@ pub struct PartnerDomainSummary {
     pub domain: String,
     /// Fingerprint, trust (`tofu`/`verified`), sources, first and last seen, revoked.
     pub keys: Vec<PinnedKeySummary>,
+    /// S/MIME domain certificates.
+    pub certs: Vec<PinnedCertSummary>,
     pub mode: Option<String>,
     pub max_age: Option<u64>,
     pub policy_seen: Option<u64>,
@@ -66,12 +84,36 @@ pub struct PinnedKeySummary {
     pub revoked: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedCertSummary {
+    /// SHA-256 of the certificate.
+    pub fingerprint: String,
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: u64,
+    pub trust: String,
+    pub sources: Vec<String>,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
 /// One of our domain keys as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainKeyDetail {
     pub fingerprint: String,
     pub created: u64,
     pub expires: Option<u64>,
+    pub revoked: bool,
+    pub current: bool,
+}
+
+/// One of our S/MIME domain certificates as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainCertDetail {
+    pub serial: String,
+    pub fingerprint: String,
+    pub not_before: u64,
+    pub not_after: u64,
     pub revoked: bool,
     pub current: bool,
 }
@@ -111,6 +153,17 @@ impl PartnerDomainRecord {
                     revoked: k.revoked,
                 })
                 .collect(),
+            certs: p
+                .certs
+                .iter()
+                .map(|c| PinnedCertRecord {
+                    cert: String::from_utf8_lossy(&c.cert.to_pem().unwrap_or_default())
+                        .into_owned(),
+                    sources: c.sources.iter().map(|s| s.as_str().to_owned()).collect(),
+                    first_seen: c.first_seen,
+                    last_seen: c.last_seen,
+                })
+                .collect(),
             policy: p.policy.map(|pp| PinnedPolicyRecord {
                 mode: pp.policy.mode.as_str().to_owned(),
                 max_age: pp.policy.max_age,
@@ -140,6 +193,19 @@ impl PartnerDomainRecord {
                 revoked: k.revoked,
             });
         }
+        let mut certs = Vec::new();
+        for c in &self.certs {
+            certs.push(PinnedCert {
+                cert: X509::from_pem(c.cert.as_bytes()).map_err(|_| corrupt("certificate"))?,
+                sources: c
+                    .sources
+                    .iter()
+                    .map(|s| Source::parse(s).ok_or_else(|| corrupt("source")))
+                    .collect::<Result<_, _>>()?,
+                first_seen: c.first_seen,
+                last_seen: c.last_seen,
+            });
+        }
         let policy = match &self.policy {
             Some(p) => Some(PinnedPolicy {
                 policy: DomainPolicy {
@@ -152,7 +218,11 @@ impl PartnerDomainRecord {
             }),
             None => None,
         };
-        Ok(PartnerDomain { keys, policy })
+        Ok(PartnerDomain {
+            keys,
+            certs,
+            policy,
+        })
     }
 }
 
@@ -171,12 +241,41 @@ fn summary(domain: &str, p: &PartnerDomain, now: SystemTime) -> PartnerDomainSum
                 revoked: k.revoked || pgp::is_revoked(&k.cert, now),
             })
             .collect(),
+        certs: p
+            .certs
+            .iter()
+            .map(|c| PinnedCertSummary {
+                fingerprint: c.fingerprint(),
+                subject: name_text(c.cert.subject_name()),
+                issuer: name_text(c.cert.issuer_name()),
+                not_after: ca::not_after(&c.cert)
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default(),
+                trust: c.trust().as_str().to_owned(),
+                sources: c.sources.iter().map(|s| s.as_str().to_owned()).collect(),
+                first_seen: c.first_seen,
+                last_seen: c.last_seen,
+            })
+            .collect(),
         mode: p.policy.map(|x| x.policy.mode.as_str().to_owned()),
         max_age: p.policy.map(|x| x.policy.max_age),
         policy_seen: p.policy.map(|x| x.seen),
         policy_source: p.policy.map(|x| x.source.as_str().to_owned()),
         enforced: pin::enforced(p, now),
     }
+}
+
+/// A distinguished name as `CN=…, O=…` (the entries in their order).
+fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl MemoryKeyStore {
@@ -192,8 +291,20 @@ impl MemoryKeyStore {
         if self.is_enrolled_address(&address) {
             return Ok(false);
         }
-        self.enrol(&address, now, validity)?;
-        Ok(true)
+        let epoch = self.epoch();
+        let ca = self.ca()?;
+        let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
+        let key = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
+        // Made elsewhere meanwhile (another leader, a cluster joined): that one stays.
+        self.update_since(epoch, |s, _, sealer| {
+            if s.users.contains_key(&address) {
+                return Ok(false);
+            }
+            let user = s.users.entry(address.clone()).or_default();
+            user.smime.push(super::seal_identity(&id, sealer, "")?);
+            user.pgp.push(super::seal_pgp(&key, sealer)?);
+            Ok(true)
+        })
     }
 
     fn is_enrolled_address(&self, address: &str) -> bool {
@@ -246,6 +357,7 @@ impl MemoryKeyStore {
         if !self.is_enrolled_address(&address) {
             return Err(KeyStoreError::NotEnrolled(address));
         }
+        let epoch = self.epoch();
         let ca = self.ca()?;
         let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
         let new = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
@@ -253,7 +365,7 @@ impl MemoryKeyStore {
             Some(old) => pgp::certify(&old, &new, now)?,
             None => new,
         };
-        self.update(|s, _, sealer| {
+        self.update_since(epoch, |s, _, sealer| {
             let user = s
                 .users
                 .get_mut(&address)
@@ -294,6 +406,56 @@ impl MemoryKeyStore {
             .unwrap_or_default()
     }
 
+    /// `domain`'s S/MIME domain certificates (newest first), and which signs now.
+    pub fn domain_cert_details(&self, domain: &str, now: SystemTime) -> Vec<DomainCertDetail> {
+        let address = domain_key_address(domain);
+        let current = super::KeyStore::signing_identity(self, &address, now)
+            .map(|i| smime::fingerprint(&i.cert));
+        let g = self.read();
+        let secs = |t: Option<SystemTime>| {
+            t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+        };
+        g.0.users
+            .get(&address)
+            .map(|u| {
+                u.smime
+                    .iter()
+                    .filter_map(|s| Some((super::parse_pem(&s.cert).ok()?, s.revoked)))
+                    .map(|(c, revoked)| {
+                        let fingerprint = smime::fingerprint(&c);
+                        DomainCertDetail {
+                            serial: smime::serial_hex(&c),
+                            current: current.as_deref() == Some(fingerprint.as_str()),
+                            not_before: secs(ca::not_before(&c)),
+                            not_after: secs(ca::not_after(&c)),
+                            revoked,
+                            fingerprint,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `domain`'s S/MIME domain certificates to publish (SMIMEA): valid now, not revoked.
+    pub fn domain_published_certs(&self, domain: &str, now: SystemTime) -> Vec<X509> {
+        let address = domain_key_address(domain);
+        let g = self.read();
+        g.0.users
+            .get(&address)
+            .map(|u| {
+                u.smime
+                    .iter()
+                    .filter(|s| !s.revoked)
+                    .filter_map(|s| super::parse_pem(&s.cert).ok())
+                    .filter(|c| ca::valid_at(c, now))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// What the Web Key Directory serves for `domain`'s hashed local part `hash`: the
     /// public OpenPGP keys (binary, concatenated) of the enrolled address or domain key
     /// whose local part hashes to it that have not expired — revoked ones included, so
@@ -320,8 +482,10 @@ impl MemoryKeyStore {
         self.domain_keys_where(domain, |k| published(k, now))
     }
 
-    /// Revokes `domain`'s key `fingerprint` (a revocation signature merged into it, kept
-    /// for decryption and published so partners stop using it).
+    /// Revokes `domain`'s key `fingerprint`: an OpenPGP key gets a revocation signature
+    /// merged into it (kept for decryption, published so partners stop using it); an S/MIME
+    /// domain certificate (its SHA-256) is marked revoked (kept for decryption, no longer
+    /// signing nor published as SMIMEA, so partners drop it at their next lookup).
     pub fn revoke_domain_key(
         &self,
         domain: &str,
@@ -329,6 +493,28 @@ impl MemoryKeyStore {
         now: SystemTime,
     ) -> Result<(), KeyStoreError> {
         let address = domain_key_address(domain);
+        let is_cert = |s: &super::SealedIdentity| {
+            super::parse_pem(&s.cert)
+                .is_ok_and(|c| smime::fingerprint(&c).eq_ignore_ascii_case(fingerprint))
+        };
+        let cert = self
+            .read()
+            .0
+            .users
+            .get(&address)
+            .is_some_and(|u| u.smime.iter().any(is_cert));
+        if cert {
+            return self.update(|s, _, _| {
+                let user = s
+                    .users
+                    .get_mut(&address)
+                    .ok_or_else(|| KeyStoreError::NotEnrolled(address.clone()))?;
+                for id in user.smime.iter_mut().filter(|id| is_cert(id)) {
+                    id.revoked = true;
+                }
+                Ok(())
+            });
+        }
         let key = {
             let g = self.read();
             g.1.pgp
@@ -387,7 +573,7 @@ impl MemoryKeyStore {
         urgency: Urgency,
     ) -> Result<Vec<Note>, KeyStoreError> {
         let domain = domain.to_ascii_lowercase();
-        let notes = self.update_as(urgency, |s, cache, _| {
+        let notes = self.update_as(urgency, None, |s, cache, _| {
             let (next, notes) = pin::merge(cache.partner_domains.get(&domain), evidence, now);
             let record = PartnerDomainRecord::from_pin(&next);
             // Only what a pin says counts: a refresh that changed nothing but the time is
@@ -438,16 +624,34 @@ impl MemoryKeyStore {
         data: &[u8],
         now: SystemTime,
     ) -> Result<Vec<Note>, KeyStoreError> {
-        let keys = pgp::parse_keyring(data)?
-            .into_iter()
-            .map(|c| c.strip_secret_key_material())
-            .collect::<Vec<_>>();
-        if keys.is_empty() {
-            return Err(KeyStoreError::NoKey);
+        let certs = certificates(data);
+        let keys = if certs.is_empty() {
+            pgp::parse_keyring(data)
+                .map_err(|_| KeyStoreError::NoDomainKey)?
+                .into_iter()
+                .map(|c| c.strip_secret_key_material())
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        };
+        if keys.is_empty() && certs.is_empty() {
+            return Err(KeyStoreError::NoDomainKey);
+        }
+        for c in &certs {
+            if !smime::names_domain(c, domain) {
+                return Err(KeyStoreError::WrongDomain {
+                    domain: domain.to_ascii_lowercase(),
+                    names: smime::cert_emails(c).join(", "),
+                });
+            }
+            if !ca::valid_at(c, now) {
+                return Err(KeyStoreError::Expired(smime::fingerprint(c)));
+            }
         }
         let evidence = Evidence {
             source: Source::Imported,
             keys,
+            certs,
             policy: None,
         };
         self.remember_domain(domain, &evidence, now, Urgency::Admin)
@@ -465,6 +669,18 @@ impl MemoryKeyStore {
     }
 }
 
+/// The X.509 certificates in `data` (PEM, one or more, or one DER); empty when it holds
+/// none (an OpenPGP key, then).
+fn certificates(data: &[u8]) -> Vec<X509> {
+    if data
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return X509::stack_from_pem(data).unwrap_or_default();
+    }
+    X509::from_der(data).map(|c| vec![c]).unwrap_or_default()
+}
+
 /// Whether a key is still published: it has not expired (revoked or not).
 fn published(k: &PgpCert, now: SystemTime) -> bool {
     pgp::expires(k, now).is_none_or(|t| t > now)
@@ -480,6 +696,13 @@ fn same_but_times(a: &PartnerDomainRecord, b: &PartnerDomainRecord) -> bool {
             x.cert == y.cert
                 && x.sources == y.sources
                 && x.revoked == y.revoked
+                && x.first_seen == y.first_seen
+                && close(x.last_seen, y.last_seen)
+        })
+        && a.certs.len() == b.certs.len()
+        && a.certs.iter().zip(&b.certs).all(|(x, y)| {
+            x.cert == y.cert
+                && x.sources == y.sources
                 && x.first_seen == y.first_seen
                 && close(x.last_seen, y.last_seen)
         })

@@ -26,8 +26,9 @@ use crate::smime::{self, Capabilities, Identity};
 
 mod domains;
 pub use domains::{
-    DomainKeyDetail, PartnerDomainRecord, PartnerDomainSummary, PinnedKeyRecord, PinnedKeySummary,
-    PinnedPolicyRecord, Refusal, is_domain_key,
+    DomainCertDetail, DomainKeyDetail, PartnerDomainRecord, PartnerDomainSummary, PinnedCertRecord,
+    PinnedCertSummary, PinnedKeyRecord, PinnedKeySummary, PinnedPolicyRecord, Refusal,
+    is_domain_key,
 };
 
 /// How long a harvested key may wait for another change of the store to finish.
@@ -54,7 +55,8 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     fn pgp_recipient(&self, address: &str, now: SystemTime) -> Option<PgpCert>;
     /// Every OpenPGP public certificate known (to check signatures).
     fn pgp_known(&self) -> Vec<PgpCert>;
-    /// The S/MIME trust anchors: configured CAs and Postern's own CA.
+    /// The S/MIME trust anchors: configured CAs, Postern's own CA and the partner domains'
+    /// pinned S/MIME domain certificates.
     fn trust_anchors(&self) -> Result<X509Store, openssl::error::ErrorStack>;
     /// Remembers a partner's S/MIME certificate (only call after a verified signature).
     fn harvest_smime(
@@ -100,6 +102,12 @@ pub enum KeyStoreError {
     NoSecret,
     #[error("no OpenPGP key in the data")]
     NoKey,
+    #[error("neither an OpenPGP key nor an X.509 certificate (PEM or DER) in the data")]
+    NoDomainKey,
+    #[error("the certificate is not issued for {domain} (it names {names:?})")]
+    WrongDomain { domain: String, names: String },
+    #[error("the certificate {0} is expired or not valid yet")]
+    Expired(String),
     /// The cluster could not commit the change (no quorum, timeout): try again.
     #[error("the change was not stored: {0}")]
     Replication(String),
@@ -126,6 +134,10 @@ pub struct SealedIdentity {
     pub chain: Vec<String>,
     /// Sealed PKCS#8 DER, base64.
     pub key: String,
+    /// Revoked by the admin (domain certificates): kept to decrypt, never signs, never
+    /// encrypted to, no longer published.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 /// An enrolled user's keys, newest first.
@@ -199,6 +211,8 @@ struct Cache {
     partner_smime: HashMap<String, Vec<(X509, Capabilities)>>,
     partner_pgp: HashMap<String, Vec<PgpCert>>,
     partner_domains: HashMap<String, PartnerDomain>,
+    /// Per address, the SHA-256 fingerprints of its revoked certificates.
+    revoked_smime: HashMap<String, std::collections::HashSet<String>>,
 }
 
 /// A user as listed by `posternctl user list`.
@@ -235,6 +249,12 @@ pub struct MemoryKeyStore {
     generation: AtomicU64,
     /// Partner domain keys refused on this node, not yet taken by the alert task.
     refusals: Mutex<std::collections::VecDeque<Refusal>>,
+    /// Bumped whenever the whole state is replaced (a snapshot, a cluster joined, a node
+    /// leaving its cluster): keys made from the state before must not be committed after.
+    epoch: AtomicU64,
+    /// How long (seconds) a domain's next key is published before it signs: half the
+    /// `max_age` we publish (see [`MemoryKeyStore::set_domain_lead`]).
+    domain_lead: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryKeyStore {
@@ -294,9 +314,7 @@ fn summary(cert: &X509) -> CertSummary {
     }
 }
 
-fn valid_at(cert: &X509, now: SystemTime) -> bool {
-    ca::not_before(cert).is_some_and(|t| t <= now) && ca::not_after(cert).is_some_and(|t| t > now)
-}
+use ca::valid_at;
 
 /// The changes that turn `old` into `new`.
 fn diff(old: &StoreState, new: &StoreState) -> Vec<Change> {
@@ -353,6 +371,8 @@ impl MemoryKeyStore {
             updating: Mutex::new(()),
             generation: AtomicU64::new(0),
             refusals: Mutex::default(),
+            domain_lead: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -376,6 +396,11 @@ impl MemoryKeyStore {
     }
 
     /// Increases with every change.
+    /// How often the whole state was replaced (see [`MemoryKeyStore::clear`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -394,9 +419,19 @@ impl MemoryKeyStore {
             *sealer_guard = s;
         }
         let (cache, errors) = build_cache(&state, &sealer_guard);
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = (state, cache);
+        let mut g = self.state.write().unwrap_or_else(|p| p.into_inner());
+        *g = (state, cache);
+        // Under the lock: a change that reads the new state sees the new epoch.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        drop(g);
         self.generation.fetch_add(1, Ordering::AcqRel);
         errors
+    }
+
+    /// Forgets everything: this node left its cluster (joining another), so nothing it
+    /// knew may be committed into the next one; the cluster joined fills it again.
+    pub fn clear(&self) {
+        self.replace(StoreState::default(), None);
     }
 
     /// Installs changes the cluster applied (or this store made, without replication).
@@ -433,7 +468,17 @@ impl MemoryKeyStore {
         &self,
         change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
     ) -> Result<T, KeyStoreError> {
-        self.update_as(Urgency::Admin, change)
+        self.update_as(Urgency::Admin, None, change)
+    }
+
+    /// [`update`](Self::update) of keys made from the state of `epoch`: refused when the
+    /// whole state was replaced meanwhile (the CA they came from may not be this cluster's).
+    fn update_since<T>(
+        &self,
+        epoch: u64,
+        change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
+    ) -> Result<T, KeyStoreError> {
+        self.update_as(Urgency::Admin, Some(epoch), change)
     }
 
     fn updating_within(
@@ -465,6 +510,7 @@ impl MemoryKeyStore {
     fn update_as<T>(
         &self,
         urgency: Urgency,
+        epoch: Option<u64>,
         change: impl FnOnce(&mut StoreState, &Cache, &Sealer) -> Result<T, KeyStoreError>,
     ) -> Result<T, KeyStoreError> {
         let _one = match urgency {
@@ -475,6 +521,11 @@ impl MemoryKeyStore {
         let (out, changes) = {
             let sealer = self.sealer.read().unwrap_or_else(|p| p.into_inner());
             let g = self.read();
+            if epoch.is_some_and(|e| e != self.epoch.load(Ordering::Acquire)) {
+                return Err(KeyStoreError::Replication(
+                    "the key store was replaced while the keys were made (this node joined a cluster or restored a snapshot); try again".into(),
+                ));
+            }
             let mut next = g.0.clone();
             let out = change(&mut next, &g.1, &sealer)?;
             let changes = diff(&g.0, &next);
@@ -538,10 +589,11 @@ impl MemoryKeyStore {
         let address = normalize_address(address)?;
         // Keys are made before any lock is taken: generation takes a while, and the mail
         // path and the cluster's updates must not wait for it.
+        let epoch = self.epoch.load(Ordering::Acquire);
         let ca = self.ca()?;
         let id = ca.issue(&address, now - Duration::from_secs(60), now + validity)?;
         let pgp = pgp::generate(&address, now - Duration::from_secs(60), validity)?;
-        self.update(|s, _, sealer| {
+        self.update_since(epoch, |s, _, sealer| {
             let user = s.users.entry(address.clone()).or_default();
             user.smime.insert(0, seal_identity(&id, sealer, "")?);
             user.pgp.insert(0, seal_pgp(&pgp, sealer)?);
@@ -661,6 +713,33 @@ impl MemoryKeyStore {
         })
     }
 
+    /// Sets how long a domain's next key is published before it is used (half the
+    /// `max_age` we publish; zero: at once). The daemon keeps it current with the policy.
+    pub fn set_domain_lead(&self, lead: Duration) {
+        self.domain_lead.store(lead.as_secs(), Ordering::Relaxed);
+    }
+
+    /// Of `usable` keys (newest first) of `address`, the one that signs now: the newest —
+    /// except for a domain key, where it is the newest that has been published for the
+    /// domain lead (so every partner that keeps our policy has seen it before it is used),
+    /// and when none has, the one published longest.
+    fn current<'a, T>(
+        &self,
+        address: &str,
+        mut usable: impl Iterator<Item = &'a T> + Clone,
+        created: impl Fn(&T) -> Option<SystemTime>,
+        now: SystemTime,
+    ) -> Option<&'a T> {
+        let lead = Duration::from_secs(self.domain_lead.load(Ordering::Relaxed));
+        if lead.is_zero() || !is_domain_key(address) {
+            return usable.next();
+        }
+        let aged = usable
+            .clone()
+            .find(|k| created(k).is_some_and(|t| t + lead <= now));
+        aged.or_else(|| usable.last())
+    }
+
     /// Automatic rollover: every user whose newest S/MIME certificate or OpenPGP key expires
     /// within a week gets a new one (valid for `validity`); the old keys stay for decryption.
     /// Returns the users that rolled over.
@@ -703,6 +782,7 @@ impl MemoryKeyStore {
             return Ok(Vec::new());
         }
         // New keys first, with no lock held (see `enrol`).
+        let epoch = self.epoch.load(Ordering::Acquire);
         let ca = self.ca()?;
         let mut fresh = Vec::new();
         for (address, smime_due, pgp_due) in &due {
@@ -727,7 +807,7 @@ impl MemoryKeyStore {
             };
             fresh.push((address.clone(), id, key));
         }
-        self.update(|s, _, sealer| {
+        self.update_since(epoch, |s, _, sealer| {
             let mut rolled = Vec::new();
             for (address, id, key) in &fresh {
                 // A user removed meanwhile stays removed.
@@ -862,7 +942,7 @@ impl MemoryKeyStore {
     ) -> Result<Vec<String>, KeyStoreError> {
         let addresses = smime::cert_emails(cert);
         let p = pem(cert)?;
-        self.update_as(urgency, |s, _, _| {
+        self.update_as(urgency, None, |s, _, _| {
             let mut changed = Vec::new();
             for a in &addresses {
                 if s.users.contains_key(a) {
@@ -901,7 +981,7 @@ impl MemoryKeyStore {
         let public = cert.clone().strip_secret_key_material();
         let addresses = pgp::cert_emails(&public, now);
         let fpr = public.fingerprint();
-        self.update_as(urgency, |s, cache, _| {
+        self.update_as(urgency, None, |s, cache, _| {
             let mut changed = Vec::new();
             for a in &addresses {
                 if s.users.contains_key(a) {
@@ -960,6 +1040,7 @@ fn seal_identity(
         cert: pem(&id.cert)?,
         chain: id.chain.iter().map(pem).collect::<Result<_, _>>()?,
         key: b64(&sealer.seal(&purpose, &key)?),
+        revoked: false,
     })
 }
 
@@ -1064,12 +1145,23 @@ fn install_one(
         Change::User(address, user) => {
             cache.smime.remove(address);
             cache.pgp.remove(address);
+            cache.revoked_smime.remove(address);
             match user {
                 None => {
                     state.users.remove(address);
                 }
                 Some(u) => {
                     state.users.insert(address.clone(), u.clone());
+                    let revoked: std::collections::HashSet<String> = u
+                        .smime
+                        .iter()
+                        .filter(|s| s.revoked)
+                        .filter_map(|s| parse_pem(&s.cert).ok())
+                        .map(|c| smime::fingerprint(&c))
+                        .collect();
+                    if !revoked.is_empty() {
+                        cache.revoked_smime.insert(address.clone(), revoked);
+                    }
                     let (ids, keys) = open_user(u, sealer)?;
                     cache.smime.insert(address.clone(), ids);
                     cache.pgp.insert(address.clone(), keys);
@@ -1134,11 +1226,14 @@ impl KeyStore for MemoryKeyStore {
     fn signing_identity(&self, address: &str, now: SystemTime) -> Option<Identity> {
         let a = address.to_ascii_lowercase();
         let g = self.read();
-        // Newest first: the newest certificate that is already valid signs.
-        g.1.smime
-            .get(&a)?
-            .iter()
-            .find(|i| valid_at(&i.cert, now))
+        // Newest first: the newest certificate that is already valid signs (a domain's:
+        // once it has been published long enough).
+        let revoked = g.1.revoked_smime.get(&a);
+        let valid = g.1.smime.get(&a)?.iter().filter(|i| {
+            valid_at(&i.cert, now)
+                && revoked.is_none_or(|r| !r.contains(&smime::fingerprint(&i.cert)))
+        });
+        self.current(&a, valid, |i| ca::not_before(&i.cert), now)
             .cloned()
     }
 
@@ -1153,11 +1248,13 @@ impl KeyStore for MemoryKeyStore {
 
     fn pgp_signer(&self, address: &str, now: SystemTime) -> Option<PgpCert> {
         let g = self.read();
-        g.1.pgp
-            .get(&address.to_ascii_lowercase())?
-            .iter()
-            .find(|k| pgp::can_sign(k, now) && !pgp::is_revoked(k, now))
-            .cloned()
+        g.1.pgp.get(&address.to_ascii_lowercase()).map(|keys| {
+            let usable = keys
+                .iter()
+                .filter(|k| pgp::can_sign(k, now) && !pgp::is_revoked(k, now));
+            let created = |k: &PgpCert| Some(k.primary_key().key().creation_time());
+            self.current(address, usable, created, now).cloned()
+        })?
     }
 
     fn pgp_secrets(&self, address: &str) -> Vec<PgpCert> {
@@ -1173,9 +1270,13 @@ impl KeyStore for MemoryKeyStore {
         let a = address.to_ascii_lowercase();
         let g = self.read();
         if let Some(ids) = g.1.smime.get(&a) {
+            let revoked = g.1.revoked_smime.get(&a);
             return ids
                 .iter()
-                .find(|i| valid_at(&i.cert, now))
+                .find(|i| {
+                    valid_at(&i.cert, now)
+                        && revoked.is_none_or(|r| !r.contains(&smime::fingerprint(&i.cert)))
+                })
                 .map(|i| (i.cert.clone(), Capabilities::default()));
         }
         g.1.partner_smime
@@ -1218,10 +1319,18 @@ impl KeyStore for MemoryKeyStore {
     fn trust_anchors(&self) -> Result<X509Store, openssl::error::ErrorStack> {
         let g = self.read();
         let mut b = X509StoreBuilder::new()?;
+        // A partner's pinned S/MIME domain certificate vouches for itself (DNSSEC or the
+        // admin pinned it), whoever issued it: every certificate in the store is an anchor.
+        b.set_flags(openssl::x509::verify::X509VerifyFlags::PARTIAL_CHAIN)?;
         for c in
             g.1.anchors
                 .iter()
                 .chain(g.1.ca.iter().map(|c| &c.identity.cert))
+                .chain(
+                    g.1.partner_domains
+                        .values()
+                        .flat_map(|p| p.certs.iter().map(|c| &c.cert)),
+                )
         {
             b.add_cert(c.clone())?;
         }

@@ -121,6 +121,29 @@ fn domain_keys_roll_over_vouched_and_revoke() {
         s.pgp_signer(&address, later).map(|k| pgp::fingerprint(&k)),
         Some(pgp::fingerprint(&first))
     );
+    // The S/MIME domain certificate that signs, revoked by its SHA-256: the other one signs,
+    // only that one is published, both still decrypt, and the mark survives a restore.
+    let cert = s.signing_identity(&address, later).unwrap().cert;
+    let fpr = crate::smime::fingerprint(&cert);
+    assert_eq!(s.domain_published_certs("corp.example", later).len(), 2);
+    s.revoke_domain_key("corp.example", &fpr.to_ascii_lowercase(), later)
+        .unwrap();
+    let signer = s.signing_identity(&address, later).unwrap().cert;
+    assert_ne!(crate::smime::fingerprint(&signer), fpr);
+    let published = s.domain_published_certs("corp.example", later);
+    assert_eq!(published.len(), 1);
+    assert_ne!(crate::smime::fingerprint(&published[0]), fpr);
+    assert_eq!(s.smime_identities(&address).len(), 2);
+    let details = s.domain_cert_details("corp.example", later);
+    assert!(
+        details
+            .iter()
+            .any(|d| d.fingerprint == fpr && d.revoked && !d.current)
+    );
+    let restored = MemoryKeyStore::from_bytes(&s.to_bytes(), Sealer::new([1; 32])).unwrap();
+    let published = restored.domain_published_certs("corp.example", later);
+    assert_eq!(published.len(), 1);
+    assert_ne!(crate::smime::fingerprint(&published[0]), fpr);
 }
 
 #[test]
@@ -138,9 +161,30 @@ fn domain_keys_roll_over_half_a_max_age_ahead_users_a_week_ahead() {
             .is_empty()
     );
     // We publish max_age = 60 days: the domain key rolls over 30 days ahead, the user not.
+    let address = domain_key_address("corp.example");
+    let first = s.pgp_signer(&address, later).unwrap();
+    let first_cert = s.signing_identity(&address, later).unwrap().cert;
+    s.set_domain_lead(10 * DAY);
     let rolled = s.rollover(later, 40 * DAY, 30 * DAY).unwrap();
-    assert_eq!(rolled, [domain_key_address("corp.example")]);
+    assert_eq!(rolled, std::slice::from_ref(&address));
     assert_eq!(s.domain_public_keys("corp.example", later).len(), 2);
+    // The next key is published at once but signs only after the lead: partners that keep
+    // our policy have seen it by then.
+    let fpr = |t| s.pgp_signer(&address, t).map(|k| pgp::fingerprint(&k));
+    let serial = |t| {
+        s.signing_identity(&address, t)
+            .map(|i| crate::smime::serial_hex(&i.cert))
+    };
+    for t in [later, later + 9 * DAY] {
+        assert_eq!(fpr(t), Some(pgp::fingerprint(&first)));
+        assert_eq!(serial(t), Some(crate::smime::serial_hex(&first_cert)));
+    }
+    let after = later + 10 * DAY + Duration::from_secs(120);
+    assert_ne!(fpr(after), Some(pgp::fingerprint(&first)));
+    assert_ne!(serial(after), Some(crate::smime::serial_hex(&first_cert)));
+    // Without a lead (nothing published), the newest key signs at once.
+    s.set_domain_lead(Duration::ZERO);
+    assert_ne!(fpr(later), Some(pgp::fingerprint(&first)));
 }
 
 #[test]
@@ -153,6 +197,7 @@ fn partner_domains_are_pinned_and_survive_a_restore() {
     let ev = Evidence {
         source: Source::Wkd,
         keys: vec![k.clone().strip_secret_key_material()],
+        certs: Vec::new(),
         policy: Some(DomainPolicy {
             mode: Mode::Enforce,
             max_age: 3600,
@@ -173,4 +218,32 @@ fn partner_domains_are_pinned_and_survive_a_restore() {
     assert_eq!(back.partner_domains(now), s.partner_domains(now));
     s.forget_partner_domain("partner.example").unwrap();
     assert!(s.partner_domain("partner.example").is_none());
+}
+
+#[test]
+fn keys_made_before_the_store_was_replaced_are_not_committed() {
+    // A node joining a cluster: its domain-key task made keys from its old CA while the
+    // store was cleared for the cluster joined; committing them would overwrite the
+    // cluster's domain key with a certificate of a CA nobody trusts.
+    let s = store();
+    let before = s.epoch();
+    s.clear();
+    s.ensure_ca("The joined cluster's CA", SystemTime::now())
+        .unwrap();
+    let late = s.update_since(before, |st, _, _| {
+        st.anchors.push("late".into());
+        Ok(())
+    });
+    assert!(
+        matches!(late, Err(KeyStoreError::Replication(ref why)) if why.contains("replaced")),
+        "{late:?}"
+    );
+    assert!(s.to_bytes().windows(4).all(|w| w != b"late"));
+    // Made from the current state: committed.
+    let now = s.epoch();
+    s.update_since(now, |_, _, _| Ok(())).unwrap();
+    assert!(
+        s.ensure_domain_key("corp.example", SystemTime::now(), 10 * DAY)
+            .unwrap()
+    );
 }
