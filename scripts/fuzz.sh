@@ -38,6 +38,8 @@ for t in "${targets[@]}"; do
     find "$interop" -name '*.eml' -exec cp -n {} "seeds/$t/" \;
     seeds=("seeds/$t")
   fi
+  # Inputs that once found a bug (committed): every run replays them first.
+  [ -d "regressions/$t" ] && seeds+=("regressions/$t")
   say "fuzzing $t for ${seconds}s"
   cargo fuzz run -O "$t" "corpus/$t" "${seeds[@]}" -- -max_total_time="$seconds" -max_len=65536 2>&1 \
     | grep -E '^(Done|INFO: Seed|==[0-9]+==ERROR|thread .* panicked|SUMMARY)' || true

@@ -1,5 +1,6 @@
-//! The two things OpenSSL's safe API does not hand out, read straight from the DER: which
-//! CMS content type a structure is, and the signer's SMIMECapabilities attribute.
+//! What OpenSSL's safe API does not hand out, read straight from the DER: which CMS content
+//! type a structure is, the signer's SMIMECapabilities attribute, and the digest algorithms
+//! a SignedData names.
 //! A bounds-checked reader; malformed input yields "unknown"/"nothing announced".
 
 /// id-signedData, id-envelopedData, id-ct-authEnvelopedData (RFC 5652, RFC 5083).
@@ -67,6 +68,69 @@ pub fn content_type(der: &[u8]) -> CmsType {
         Some((0x06, oid, _)) if oid == AUTH_ENVELOPED_DATA => CmsType::AuthEnveloped,
         _ => CmsType::Other,
     }
+}
+
+/// The digest algorithms (their OIDs' content octets) a SignedData names:
+/// `ContentInfo { id-signedData, [0] SignedData { version, digestAlgorithms SET OF
+/// AlgorithmIdentifier, ... } }`. None when the structure does not read that far.
+pub fn digest_algorithms(der: &[u8]) -> Option<Vec<&[u8]>> {
+    let Some((0x30, info, _)) = tlv(der) else {
+        return None;
+    };
+    let Some((0x06, SIGNED_DATA, rest)) = tlv(info) else {
+        return None;
+    };
+    let Some((0xA0, explicit, _)) = tlv(rest) else {
+        return None;
+    };
+    let Some((0x30, signed, _)) = tlv(explicit) else {
+        return None;
+    };
+    let Some((0x02, _, rest)) = tlv(signed) else {
+        return None;
+    };
+    let Some((0x31, mut set, _)) = tlv(rest) else {
+        return None;
+    };
+    let mut out = Vec::new();
+    while let Some((0x30, alg, rest)) = tlv(set) {
+        let Some((0x06, oid, _)) = tlv(alg) else {
+            return None;
+        };
+        out.push(oid);
+        set = rest;
+    }
+    Some(out)
+}
+
+/// An OID's content octets as dotted text (`2.16.840.1.101.3.4.2.1`); None if malformed.
+pub fn oid_text(oid: &[u8]) -> Option<String> {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut v: u64 = 0;
+    for (i, b) in oid.iter().enumerate() {
+        if v > (u64::MAX >> 7) {
+            return None;
+        }
+        v = v << 7 | u64::from(b & 0x7F);
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (v / 40).min(2);
+                arcs.push(first);
+                arcs.push(v - first * 40);
+            } else {
+                arcs.push(v);
+            }
+            v = 0;
+        } else if i + 1 == oid.len() {
+            return None;
+        }
+    }
+    (!arcs.is_empty()).then(|| {
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
+    })
 }
 
 /// Finds the SMIMECapabilities attribute: `SEQUENCE { OID smimeCapabilities, SET { ... } }`

@@ -6,6 +6,7 @@ mod der;
 mod signed;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::hash::MessageDigest;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
@@ -226,6 +227,15 @@ fn check(
     };
     result.signers = signers(der);
     result.capabilities = der::capabilities(der);
+    // OpenSSL 3.0's CMS_verify leaks its copy of detached content when the signature names
+    // no digest it can compute (openssl/openssl#30471): such a signature cannot verify
+    // anyway, so it is refused here, before OpenSSL sees it.
+    if detached.is_some() && !digests_known(der) {
+        result.verdict = Verdict::Invalid(
+            "the signature names no digest algorithm, or one this gateway does not know".into(),
+        );
+        return (result, None);
+    }
     let mut out = Vec::new();
     let trusted = cms.verify(
         None,
@@ -257,6 +267,16 @@ fn check(
     };
     let content = (detached.is_none() && !out.is_empty()).then(|| mime::canonicalize(&out));
     (result, content)
+}
+
+/// Whether a SignedData names at least one digest algorithm and OpenSSL knows each.
+fn digests_known(der: &[u8]) -> bool {
+    let known = |oid: &[u8]| {
+        der::oid_text(oid)
+            .and_then(|t| openssl::asn1::Asn1Object::from_str(&t).ok())
+            .is_some_and(|o| MessageDigest::from_nid(o.nid()).is_some())
+    };
+    der::digest_algorithms(der).is_some_and(|d| !d.is_empty() && d.iter().all(|o| known(o)))
 }
 
 /// The certificates that signed, as far as they are carried in the structure.

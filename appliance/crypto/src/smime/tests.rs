@@ -120,3 +120,38 @@ fn cipher_follows_capabilities() {
     );
     assert_eq!(ContentCipher::for_recipients([]), ContentCipher::Aes256Cbc);
 }
+
+#[test]
+fn a_signature_without_a_known_digest_is_refused_before_openssl_sees_it() {
+    let (_ca, id, store) = setup();
+    let entity = b"Content-Type: text/plain\r\n\r\nhello\r\n";
+    let (content, sig) = signed_parts(&sign(entity, &id).unwrap());
+    // digestAlgorithms names SHA-256 (2.16.840.1.101.3.4.2.1).
+    let digests = der::digest_algorithms(&sig).expect("a SignedData");
+    assert_eq!(digests.len(), 1);
+    assert_eq!(
+        der::oid_text(digests[0]).as_deref(),
+        Some("2.16.840.1.101.3.4.2.1")
+    );
+    assert_eq!(der::oid_text(&[0x2A, 0x86]), None, "cut inside an arc");
+    // The same signature naming 2.16.840.1.101.3.4.2.127, which no one knows: OpenSSL 3.0
+    // would leak its copy of the content on it (openssl/openssl#30471); refused before.
+    let sha256 = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    let at = sig
+        .windows(sha256.len())
+        .position(|w| w == sha256)
+        .expect("the OID");
+    let mut unknown = sig.clone();
+    unknown[at + sha256.len() - 1] = 0x7F;
+    let check = verify_detached(&content, &unknown, &store);
+    assert!(
+        matches!(&check.verdict, Verdict::Invalid(why) if why.contains("digest algorithm")),
+        "{:?}",
+        check.verdict
+    );
+    // The original still verifies.
+    assert_eq!(
+        verify_detached(&content, &sig, &store).verdict,
+        Verdict::Valid
+    );
+}
