@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp_session mime cms openpgp inbound)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp_session mime cms openpgp inbound portal)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
