@@ -87,6 +87,16 @@ pub enum Trust {
 }
 
 impl Trust {
+    /// The trust a key or certificate vouched for by `sources` earns: verified when an
+    /// authoritative source (DNSSEC, the admin) or two independent ones vouch for it.
+    fn of(sources: &BTreeSet<Source>) -> Trust {
+        if sources.iter().any(|s| s.authoritative()) || sources.len() >= 2 {
+            Trust::Verified
+        } else {
+            Trust::Tofu
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trust::Tofu => "tofu",
@@ -111,11 +121,7 @@ impl PinnedKey {
     }
 
     pub fn trust(&self) -> Trust {
-        if self.sources.iter().any(|s| s.authoritative()) || self.sources.len() >= 2 {
-            Trust::Verified
-        } else {
-            Trust::Tofu
-        }
+        Trust::of(&self.sources)
     }
 }
 
@@ -135,11 +141,7 @@ impl PinnedCert {
     }
 
     pub fn trust(&self) -> Trust {
-        if self.sources.iter().any(|s| s.authoritative()) || self.sources.len() >= 2 {
-            Trust::Verified
-        } else {
-            Trust::Tofu
-        }
+        Trust::of(&self.sources)
     }
 
     /// Whether it can be encrypted to at `now` (within its validity period).

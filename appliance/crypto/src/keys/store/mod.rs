@@ -25,10 +25,11 @@ use crate::pgp::{self, PgpCert};
 use crate::smime::{self, Capabilities, Identity};
 
 mod domains;
-pub use domains::{
-    DomainCertDetail, DomainKeyDetail, PartnerDomainRecord, PartnerDomainSummary, PinnedCertRecord,
-    PinnedCertSummary, PinnedKeyRecord, PinnedKeySummary, PinnedPolicyRecord, Refusal,
-    is_domain_key,
+mod partner_domains;
+pub use domains::{DomainCertDetail, DomainKeyDetail, is_domain_key};
+pub use partner_domains::{
+    PartnerDomainRecord, PartnerDomainSummary, PinnedCertRecord, PinnedCertSummary,
+    PinnedKeyRecord, PinnedKeySummary, PinnedPolicyRecord, Refusal,
 };
 
 /// How long a harvested key may wait for another change of the store to finish.
